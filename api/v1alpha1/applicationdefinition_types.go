@@ -1,0 +1,262 @@
+package v1alpha1
+
+import (
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultGroup is the API group of generated kinds when a definition names none.
+const DefaultGroup = "apps.chartkind.io"
+
+// ApplicationDefinitionSpec describes one chart-backed kind: its names, the chart
+// that backs it and how its HelmReleases are made.
+// +kubebuilder:validation:XValidation:rule="!has(self.application.shortNames) || !has(self.application.plural) || !(self.application.plural in self.application.shortNames)",message="spec.application.shortNames must not repeat spec.application.plural"
+type ApplicationDefinitionSpec struct {
+	// Application names the kind that users create.
+	Application ApplicationNames `json:"application"`
+
+	// Release says how each application object becomes a Flux HelmRelease. Every
+	// field here belongs to the administrator: users choose values, nothing else.
+	Release ReleaseSpec `json:"release"`
+
+	// Schema, when set, is a JSON Schema (any draft from 04 to 2020-12) used instead
+	// of the chart's values.schema.json.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Schema *apiextensionsv1.JSON `json:"schema,omitempty"`
+
+	// Defaults says what happens to the defaults of the chart's schema. Describe
+	// (the default) shows them in field descriptions, so a later chart version can
+	// still change them; Apply writes them into every object at creation, freezing them.
+	// +kubebuilder:validation:Enum=Describe;Apply
+	// +kubebuilder:default=Describe
+	// +optional
+	Defaults DefaultsPolicy `json:"defaults,omitempty"`
+
+	// DeletionPolicy says what happens to the generated CustomResourceDefinition,
+	// and so to every application object of the kind, when this definition is
+	// deleted. Retain (the default) keeps both; only Delete removes them.
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DefaultsPolicy says whether chart defaults are applied by the API server.
+type DefaultsPolicy string
+
+const (
+	// DefaultsDescribe documents defaults in descriptions only.
+	DefaultsDescribe DefaultsPolicy = "Describe"
+	// DefaultsApply writes defaults into objects as the API server stores them.
+	DefaultsApply DefaultsPolicy = "Apply"
+)
+
+// DeletionPolicy says what to do with the generated CRD when the definition goes.
+type DeletionPolicy string
+
+const (
+	// DeletionRetain keeps the CRD and every application object.
+	DeletionRetain DeletionPolicy = "Retain"
+	// DeletionDelete deletes the CRD, and with it every application object.
+	DeletionDelete DeletionPolicy = "Delete"
+)
+
+// ApplicationNames are the names of the generated kind. Plural and singular are
+// derived from the kind when omitted (Postgres → postgreses, postgres).
+type ApplicationNames struct {
+	// Kind is the CamelCase kind, e.g. Postgres.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
+	Kind string `json:"kind"`
+
+	// Group is the API group of the kind.
+	// +kubebuilder:default="apps.chartkind.io"
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`
+	// +optional
+	Group string `json:"group,omitempty"`
+
+	// Plural is the lowercase plural resource name; defaults to the kind, lowercased
+	// and pluralised.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Plural string `json:"plural,omitempty"`
+
+	// Singular is the lowercase singular name; defaults to the kind, lowercased.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Singular string `json:"singular,omitempty"`
+
+	// ShortNames are short aliases for kubectl, e.g. pg.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +listType=set
+	// +optional
+	ShortNames []string `json:"shortNames,omitempty"`
+
+	// Categories the kind belongs to. "apps" is always added, so `kubectl get apps`
+	// lists every application.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +listType=set
+	// +optional
+	Categories []string `json:"categories,omitempty"`
+
+	// PrinterColumns are extra columns for `kubectl get`, after NAME READY AGE VERSION.
+	// JSONPaths usually point into .spec (the values) or .status.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	PrinterColumns []apiextensionsv1.CustomResourceColumnDefinition `json:"printerColumns,omitempty"`
+}
+
+// ReleaseSpec holds what the administrator sets on every HelmRelease of the kind.
+// +kubebuilder:validation:XValidation:rule="has(self.chart) != has(self.chartRef)",message="exactly one of spec.release.chart and spec.release.chartRef must be set"
+type ReleaseSpec struct {
+	// Prefix is put before the object's name to make the HelmRelease and Helm
+	// release name; defaults to the singular name and a dash ("postgres-"). Helm
+	// release names are at most 53 characters, so the prefix is kept short.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*)?$`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+
+	// Labels are added to every HelmRelease of the kind.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// Chart is the chart in a Flux source, as a HelmRelease's spec.chart names it.
+	// +optional
+	Chart *ChartTemplate `json:"chart,omitempty"`
+
+	// ChartRef names an OCIRepository or HelmChart that holds the chart, as a
+	// HelmRelease's spec.chartRef does.
+	// +optional
+	ChartRef *helmv2.CrossNamespaceSourceReference `json:"chartRef,omitempty"`
+
+	// Interval at which helm-controller reconciles each release.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// Timeout for Helm actions of each release.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Install holds the Helm install settings, remediation included.
+	// +optional
+	Install *helmv2.Install `json:"install,omitempty"`
+
+	// Upgrade holds the Helm upgrade settings, remediation included.
+	// +optional
+	Upgrade *helmv2.Upgrade `json:"upgrade,omitempty"`
+
+	// ValuesFrom are values the administrator adds from ConfigMaps and Secrets in the
+	// object's namespace, merged before the object's spec.
+	// +optional
+	ValuesFrom []helmv2.ValuesReference `json:"valuesFrom,omitempty"`
+
+	// ServiceAccountName is the service account helm-controller impersonates.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// TargetNamespace, when set, is where every release of the kind installs.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+}
+
+// ChartTemplate names a chart in a Flux source.
+type ChartTemplate struct {
+	// Name of the chart in the source (for a GitRepository or Bucket, a path).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	Name string `json:"name"`
+
+	// Version is a SemVer version or range; defaults to the latest ("*").
+	// +kubebuilder:default="*"
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// SourceRef is the HelmRepository, GitRepository or Bucket holding the chart.
+	SourceRef helmv2.CrossNamespaceObjectReference `json:"sourceRef"`
+}
+
+// ApplicationDefinitionStatus reports what chartkind made of the definition.
+type ApplicationDefinitionStatus struct {
+	// ObservedGeneration is the generation last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready says whether the kind is served; its reason says why not.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// CRDName is the name of the generated CustomResourceDefinition.
+	// +optional
+	CRDName string `json:"crdName,omitempty"`
+
+	// Kind, Plural and Prefix are the names in effect once defaults are applied.
+	// +optional
+	Names *EffectiveNames `json:"names,omitempty"`
+
+	// ChartVersion is the version of the chart the schema came from.
+	// +optional
+	ChartVersion string `json:"chartVersion,omitempty"`
+
+	// SchemaDigest is the sha256 digest of the schema the CRD was generated from.
+	// +optional
+	SchemaDigest string `json:"schemaDigest,omitempty"`
+}
+
+// EffectiveNames are the names of a kind after defaulting.
+type EffectiveNames struct {
+	Kind     string `json:"kind"`
+	Group    string `json:"group"`
+	Plural   string `json:"plural"`
+	Singular string `json:"singular"`
+	Prefix   string `json:"prefix"`
+}
+
+// ApplicationDefinition turns a Helm chart into a Kubernetes kind.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=appdef;appdefs,categories=chartkind
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.application.kind`
+// +kubebuilder:printcolumn:name="CRD",type=string,JSONPath=`.status.crdName`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Chart",type=string,JSONPath=`.status.chartVersion`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ApplicationDefinition struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ApplicationDefinitionSpec   `json:"spec"`
+	Status ApplicationDefinitionStatus `json:"status,omitempty"`
+}
+
+// ApplicationDefinitionList is a list of ApplicationDefinitions.
+// +kubebuilder:object:root=true
+type ApplicationDefinitionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ApplicationDefinition `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ApplicationDefinition{}, &ApplicationDefinitionList{})
+}

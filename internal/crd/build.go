@@ -1,0 +1,223 @@
+// Package crd builds the CustomResourceDefinition that serves one
+// ApplicationDefinition's kind, and validates it offline with the API server's
+// own validation code so that a CRD leaving this package is one the API server
+// accepts.
+package crd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/definition"
+)
+
+// Version is the served and stored version of every generated kind.
+const Version = "v1alpha1"
+
+// Labels and annotations that mark a CRD as chartkind's. chartkind only ever
+// updates CRDs that carry ManagedByLabel=ManagedByValue and DefinitionLabel
+// naming the definition that claims them.
+const (
+	ManagedByLabel         = "app.kubernetes.io/managed-by"
+	ManagedByValue         = "chartkind"
+	DefinitionLabel        = "chartkind.io/definition"
+	SchemaDigestAnnotation = "chartkind.io/schema-digest"
+	ChartVersionAnnotation = "chartkind.io/chart-version"
+	ChartNameAnnotation    = "chartkind.io/chart"
+)
+
+// Input is everything a CRD is built from.
+type Input struct {
+	// Definition is the ApplicationDefinition; only its names, printer columns
+	// and name are read.
+	Definition *v1alpha1.ApplicationDefinition
+	// Spec is the structural schema of the kind's spec (the chart's values).
+	Spec *apiextensionsv1.JSONSchemaProps
+	// ChartName and ChartVersion say which chart the schema came from; empty
+	// when the definition's inline schema was used.
+	ChartName    string
+	ChartVersion string
+	// SchemaDigest identifies the source schema, e.g. "sha256:…".
+	SchemaDigest string
+}
+
+// Build returns the validated CRD for in, or an error naming the schema path
+// the API server would reject. It never returns a partial CRD.
+func Build(in Input) (*apiextensionsv1.CustomResourceDefinition, error) {
+	if in.Definition == nil || in.Spec == nil {
+		return nil, errors.New("building CRD: definition and spec schema are required")
+	}
+	names := definition.Effective(in.Definition)
+	spec := in.Spec.DeepCopy()
+	if spec.Description == "" {
+		spec.Description = fmt.Sprintf("Values of the %s Helm release; every field is passed to the chart as a value.", names.Kind)
+	}
+
+	annotations := map[string]string{}
+	if in.SchemaDigest != "" {
+		annotations[SchemaDigestAnnotation] = in.SchemaDigest
+	}
+	if in.ChartName != "" {
+		annotations[ChartNameAnnotation] = in.ChartName
+	}
+	if in.ChartVersion != "" {
+		annotations[ChartVersionAnnotation] = in.ChartVersion
+	}
+
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		TypeMeta: metav1.TypeMeta{APIVersion: apiextensionsv1.SchemeGroupVersion.String(), Kind: "CustomResourceDefinition"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: names.CRDName(),
+			Labels: map[string]string{
+				ManagedByLabel:  ManagedByValue,
+				DefinitionLabel: in.Definition.Name,
+			},
+			Annotations: annotations,
+		},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: names.Group,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{
+				Kind:       names.Kind,
+				ListKind:   names.Kind + "List",
+				Plural:     names.Plural,
+				Singular:   names.Singular,
+				ShortNames: names.ShortNames,
+				Categories: names.Categories,
+			},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name:    Version,
+				Served:  true,
+				Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type:        "object",
+					Description: fmt.Sprintf("%s is an application: its spec holds the values of a Helm release that chartkind keeps in step with a Flux HelmRelease.", names.Kind),
+					Properties: map[string]apiextensionsv1.JSONSchemaProps{
+						"apiVersion": {Type: "string", Description: "APIVersion defines the versioned schema of this representation of an object."},
+						"kind":       {Type: "string", Description: "Kind is a string value representing the REST resource this object represents."},
+						"metadata":   {Type: "object"},
+						"spec":       *spec,
+						"status":     StatusSchema(),
+					},
+				}},
+				Subresources:             &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
+				AdditionalPrinterColumns: printerColumns(in.Definition.Spec.Application.PrinterColumns),
+			}},
+			Conversion: &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter},
+		},
+	}
+	if err := Validate(crd); err != nil {
+		return nil, err
+	}
+	return crd, nil
+}
+
+// printerColumns puts NAME READY AGE VERSION first (NAME is implicit), then the
+// definition's own columns.
+func printerColumns(extra []apiextensionsv1.CustomResourceColumnDefinition) []apiextensionsv1.CustomResourceColumnDefinition {
+	cols := []apiextensionsv1.CustomResourceColumnDefinition{
+		{Name: "Ready", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].status`},
+		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
+		{Name: "Version", Type: "string", JSONPath: ".status.version"},
+		{Name: "Reason", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].reason`, Priority: 1},
+		{Name: "Message", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].message`, Priority: 1},
+	}
+	return append(cols, extra...)
+}
+
+// Validate runs the API server's CRD validation offline. Its error lists every
+// field the API server would reject, each with its path in the CRD.
+func Validate(crd *apiextensionsv1.CustomResourceDefinition) error {
+	v1 := crd.DeepCopy()
+	apiextensionsv1.SetObjectDefaults_CustomResourceDefinition(v1)
+	var internal apiextensionsinternal.CustomResourceDefinition
+	if err := apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(v1, &internal, nil); err != nil {
+		return fmt.Errorf("CRD %s: converting for validation: %w", crd.Name, err)
+	}
+	errs := validation.ValidateCustomResourceDefinition(context.Background(), &internal)
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	return &InvalidError{CRD: crd.Name, Problems: msgs}
+}
+
+// InvalidError is a CRD the API server would refuse.
+type InvalidError struct {
+	CRD      string
+	Problems []string
+}
+
+func (e *InvalidError) Error() string {
+	const maxShown = 10
+	shown := e.Problems
+	more := ""
+	if len(shown) > maxShown {
+		more = fmt.Sprintf(" (and %d more)", len(shown)-maxShown)
+		shown = shown[:maxShown]
+	}
+	return fmt.Sprintf("CRD %s is invalid: %s%s", e.CRD, strings.Join(shown, "; "), more)
+}
+
+// StatusSchema is the schema of every application object's status: what
+// chartkind reflects back from the HelmRelease.
+func StatusSchema() apiextensionsv1.JSONSchemaProps {
+	str := func(desc string) apiextensionsv1.JSONSchemaProps {
+		return apiextensionsv1.JSONSchemaProps{Type: "string", Description: desc}
+	}
+	i64 := func(desc string) apiextensionsv1.JSONSchemaProps {
+		return apiextensionsv1.JSONSchemaProps{Type: "integer", Format: "int64", Description: desc}
+	}
+	condition := apiextensionsv1.JSONSchemaProps{
+		Type:     "object",
+		Required: []string{"type", "status", "lastTransitionTime", "reason", "message"},
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"type":               {Type: "string", MaxLength: ptr.To[int64](316), Description: "Type of condition: Ready, Released, Reconciling, Stalled."},
+			"status":             {Type: "string", Enum: []apiextensionsv1.JSON{{Raw: []byte(`"True"`)}, {Raw: []byte(`"False"`)}, {Raw: []byte(`"Unknown"`)}}},
+			"observedGeneration": {Type: "integer", Format: "int64", Minimum: ptr.To[float64](0)},
+			"lastTransitionTime": {Type: "string", Format: "date-time"},
+			"reason":             {Type: "string", MaxLength: ptr.To[int64](1024)},
+			"message":            {Type: "string", MaxLength: ptr.To[int64](32768)},
+		},
+	}
+	return apiextensionsv1.JSONSchemaProps{
+		Type:        "object",
+		Description: "Status of the application, reflected from its HelmRelease.",
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"observedGeneration": i64("The generation whose values the HelmRelease has processed."),
+			"conditions": {
+				Type:         "array",
+				Description:  "Conditions of the release: Ready, Released, Reconciling, Stalled.",
+				Items:        &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &condition},
+				XListType:    ptr.To("map"),
+				XListMapKeys: []string{"type"},
+			},
+			"version":         str("The deployed chart version."),
+			"appVersion":      str("The deployed application version, from the chart."),
+			"failures":        i64("Failed reconciliations of the release since the last success."),
+			"installFailures": i64("Failed install attempts."),
+			"upgradeFailures": i64("Failed upgrade attempts."),
+			"valuesDigest":    str("Digest of the values last synchronised between the object and its HelmRelease."),
+			"release": {
+				Type:        "object",
+				Description: "The HelmRelease that backs this object.",
+				Properties: map[string]apiextensionsv1.JSONSchemaProps{
+					"name":      str("Name of the HelmRelease."),
+					"namespace": str("Namespace of the HelmRelease."),
+				},
+			},
+		},
+	}
+}
