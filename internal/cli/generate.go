@@ -55,7 +55,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, generateUsage); fs.PrintDefaults() }
 	fs.StringVar(&f.outDir, "output-dir", "", "write one file per CRD (`DIR`/<crd-name>.yaml) instead of a multi-document stream on stdout")
 	fs.StringVar(&f.group, "group", v1alpha1.DefaultGroup, "API group of kinds derived from charts without a definition")
-	fs.StringVar(&f.sourceKind, "source-kind", helmv2.HelmRepositoryKind, "source kind for derived definitions")
+	fs.StringVar(&f.sourceKind, "source-kind", "HelmRepository", "source kind for derived definitions")
 	fs.StringVar(&f.sourceName, "source-name", "charts", "source name for derived definitions")
 	fs.StringVar(&f.sourceNamespace, "source-namespace", "", "source namespace for derived definitions")
 	fs.BoolVar(&f.definitions, "definitions", false, "also write the ApplicationDefinition of each CRD (useful for charts given without one)")
