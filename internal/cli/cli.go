@@ -19,6 +19,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"generate", "write the CRDs for charts and ApplicationDefinitions, offline", runGenerate},
+		{"operator", "run the operator: serve a kind per ApplicationDefinition, mirror objects to HelmReleases", runOperator},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, Version)
 			return 0

@@ -72,11 +72,13 @@ type PathError struct {
 	Err     error
 }
 
+// Error names the pointer but not the file: the caller knows whether the
+// schema came from a chart's values.schema.json or a definition's spec.schema.
 func (e *PathError) Error() string {
 	if e.Pointer == "" {
-		return "values.schema.json: " + e.Err.Error()
+		return e.Err.Error()
 	}
-	return fmt.Sprintf("values.schema.json at %s: %v", e.Pointer, e.Err)
+	return fmt.Sprintf("at %s: %v", e.Pointer, e.Err)
 }
 
 func (e *PathError) Unwrap() error { return e.Err }
