@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/utils/ptr"
@@ -68,7 +69,7 @@ func CRD(in Input) (*Result, error) {
 		source = fmt.Sprintf("ApplicationDefinition %s: spec.schema", def.Name)
 	case in.Chart != nil && len(in.Chart.Schema) > 0:
 		schemaJSON = in.Chart.Schema
-		source = in.Chart.Source + "/values.schema.json"
+		source = filepath.Join(in.Chart.Source, "values.schema.json")
 	case in.Chart != nil:
 		source = in.Chart.Source
 	default:
