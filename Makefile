@@ -62,8 +62,21 @@ fuzz: ## Fuzz the schema converter for FUZZTIME (default 60s).
 	go test ./internal/schemaconv/ -run '^$$' -fuzz FuzzConvert -fuzztime $${FUZZTIME:-60s}
 
 .PHONY: bench
-bench: ## Benchmarks.
+bench: bench-go bench-operator ## All benchmarks.
+
+.PHONY: bench-go
+bench-go: ## Go benchmarks (schema conversion against Helm's own validation as baseline).
 	go test ./internal/... -run '^$$' -bench . -benchmem
+
+.PHONY: bench-operator
+bench-operator: testbin ## The operator at scale on a real API server: KINDS kinds × OBJECTS objects, printed as a table.
+	go run ./test/bench -kinds $${KINDS:-10} -objects $${OBJECTS:-1000} $(BENCH_FLAGS)
+
+##@ Run
+
+.PHONY: demo
+demo: testbin ## Run chartkind on a local control plane with the real Flux controllers; Ctrl-C stops everything.
+	go run ./test/demo $(DEMO_FLAGS)
 
 ##@ Build
 

@@ -39,29 +39,42 @@ func (e *Env) ServeCharts(t testing.TB, dir string) string {
 // versions with Publish. It does not need an Env. dir may be empty ("") for an empty repository.
 func ServeChartRepo(t testing.TB, dir string) *ChartRepo {
 	t.Helper()
-	r := &ChartRepo{Dir: t.TempDir()}
+	r, err := NewChartRepo(dir, t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// NewChartRepo packages every chart directory directly under dir into repoDir and serves
+// repoDir until Close. It is ServeChartRepo for programs without a *testing.T, such as the demo.
+func NewChartRepo(dir, repoDir string) (*ChartRepo, error) {
+	r := &ChartRepo{Dir: repoDir}
 	if dir != "" {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			t.Fatalf("testenv: reading charts: %v", err)
+			return nil, fmt.Errorf("reading charts: %w", err)
 		}
 		for _, ent := range entries {
 			chartDir := filepath.Join(dir, ent.Name())
 			if _, err := os.Stat(filepath.Join(chartDir, "Chart.yaml")); ent.IsDir() && err == nil {
 				if _, _, err := r.pkg(chartDir, ""); err != nil {
-					t.Fatalf("testenv: %v", err)
+					return nil, err
 				}
 			}
 		}
 	}
 	if err := r.reindex(); err != nil {
-		t.Fatalf("testenv: %v", err)
+		return nil, err
 	}
 	r.server = httptest.NewServer(http.FileServer(http.Dir(r.Dir)))
 	r.URL = r.server.URL
-	t.Cleanup(r.server.Close)
-	return r
+	return r, nil
 }
+
+// Close stops serving the repository.
+func (r *ChartRepo) Close() { r.server.Close() }
 
 // Publish packages the chart in chartDir into the repository and re-indexes it. A non-empty
 // version overrides the version in Chart.yaml, so a test can publish 0.2.0 of a chart without
