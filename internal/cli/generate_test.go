@@ -11,6 +11,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/chartkind/chartkind/internal/corpus"
 	"github.com/chartkind/chartkind/internal/crd"
 )
 
@@ -195,22 +196,10 @@ func TestGenerateUsage(t *testing.T) {
 // TestGenerateCorpus runs `chartkind generate` on every chart of the shared
 // corpus of real charts: each must produce a CRD the API server accepts.
 func TestGenerateCorpus(t *testing.T) {
-	corpus := os.Getenv("CHARTKIND_CORPUS")
-	if corpus == "" {
-		corpus = "../../../shared/chart-corpus"
-	}
-	entries, err := os.ReadDir(corpus)
-	if err != nil {
-		t.Skipf("chart corpus not found at %s (set CHARTKIND_CORPUS): %v", corpus, err)
-	}
-	n := 0
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		n++
-		t.Run(e.Name(), func(t *testing.T) {
-			code, out, errOut := run(t, "generate", "--quiet", filepath.Join(corpus, e.Name()))
+	charts := corpus.Load(t)
+	for _, c := range charts {
+		t.Run(c.Name, func(t *testing.T) {
+			code, out, errOut := run(t, "generate", "--quiet", c.Dir)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
@@ -223,8 +212,8 @@ func TestGenerateCorpus(t *testing.T) {
 			}
 		})
 	}
-	if n < 60 {
-		t.Fatalf("corpus at %s has %d charts, expected 60", corpus, n)
+	if len(charts) < 60 {
+		t.Fatalf("the corpus has %d charts, expected 60", len(charts))
 	}
 }
 

@@ -2,6 +2,7 @@ package schemaconv
 
 import (
 	"encoding/json"
+	"github.com/chartkind/chartkind/internal/corpus"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -13,22 +14,22 @@ import (
 // Compare convert to helm-validate as a ratio; absolute figures depend on the
 // machine.
 func BenchmarkLargest(b *testing.B) {
-	var largest corpusChart
-	for _, ch := range loadCorpus(b) {
-		if len(ch.schema) > len(largest.schema) {
+	var largest corpus.Chart
+	for _, ch := range corpus.Load(b) {
+		if len(ch.Schema) > len(largest.Schema) {
 			largest = ch
 		}
 	}
-	b.Logf("largest corpus schema: %s (%d bytes)", largest.name, len(largest.schema))
+	b.Logf("largest corpus schema: %s (%d bytes)", largest.Name, len(largest.Schema))
 
 	b.Run("helm-validate", func(b *testing.B) {
-		values, err := chartutil.ReadValues(largest.values)
+		values, err := chartutil.ReadValues(largest.Values)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := chartutil.ValidateAgainstSingleSchema(values, largest.schema); err != nil {
+			if err := chartutil.ValidateAgainstSingleSchema(values, largest.Schema); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -38,7 +39,7 @@ func BenchmarkLargest(b *testing.B) {
 		var out int
 		b.ReportAllocs()
 		for b.Loop() {
-			res, err := Convert(largest.schema, largest.values, Options{})
+			res, err := Convert(largest.Schema, largest.Values, Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -46,6 +47,6 @@ func BenchmarkLargest(b *testing.B) {
 			out = len(j)
 		}
 		b.ReportMetric(float64(out), "out-bytes")
-		b.ReportMetric(float64(len(largest.schema)), "in-bytes")
+		b.ReportMetric(float64(len(largest.Schema)), "in-bytes")
 	})
 }

@@ -3,6 +3,7 @@ package schemaconv
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/chartkind/chartkind/internal/corpus"
 	"sort"
 	"strings"
 	"testing"
@@ -13,17 +14,17 @@ import (
 // values.yaml, an empty spec and values.yaml with every top-level key set to
 // null are accepted without pruning anything.
 func TestCorpus(t *testing.T) {
-	charts := loadCorpus(t)
+	charts := corpus.Load(t)
 	var sizes []int
 	totalWarnings := 0
 	for _, ch := range charts {
 		for _, opts := range []Options{{}, {Defaults: true}} {
-			name := ch.name
+			name := ch.Name
 			if opts.Defaults {
 				name += "/defaults"
 			}
 			t.Run(name, func(t *testing.T) {
-				res, err := Convert(ch.schema, ch.values, opts)
+				res, err := Convert(ch.Schema, ch.Values, opts)
 				if err != nil {
 					t.Fatalf("Convert: %v", err)
 				}
@@ -37,19 +38,19 @@ func TestCorpus(t *testing.T) {
 					sizes = append(sizes, len(out))
 					totalWarnings += len(res.Warnings)
 				}
-				t.Logf("%d bytes in, %d bytes out, %d warnings", len(ch.schema), len(out), len(res.Warnings))
+				t.Logf("%d bytes in, %d bytes out, %d warnings", len(ch.Schema), len(out), len(res.Warnings))
 
 				chk, errs := newCRDChecker(t, res.Schema)
 				if len(errs) > 0 {
 					t.Fatalf("CRD invalid:\n%s", firstN(errs, 10))
 				}
-				values := decodeValues(t, ch.values)
+				values := decodeValues(t, ch.Values)
 				cases := map[string]map[string]any{
 					"values.yaml": values,
 					"{}":          {},
 				}
 				nulls := map[string]any{}
-				for k := range decodeValues(t, ch.values) {
+				for k := range decodeValues(t, ch.Values) {
 					nulls[k] = nil
 				}
 				cases["top-level nulls"] = nulls
@@ -74,19 +75,19 @@ func TestCorpus(t *testing.T) {
 
 // TestCorpusDeterministic converts every corpus chart twice.
 func TestCorpusDeterministic(t *testing.T) {
-	for _, ch := range loadCorpus(t) {
-		a, err := Convert(ch.schema, ch.values, Options{Defaults: true})
+	for _, ch := range corpus.Load(t) {
+		a, err := Convert(ch.Schema, ch.Values, Options{Defaults: true})
 		if err != nil {
-			t.Fatalf("%s: %v", ch.name, err)
+			t.Fatalf("%s: %v", ch.Name, err)
 		}
-		b, err := Convert(ch.schema, ch.values, Options{Defaults: true})
+		b, err := Convert(ch.Schema, ch.Values, Options{Defaults: true})
 		if err != nil {
-			t.Fatalf("%s: %v", ch.name, err)
+			t.Fatalf("%s: %v", ch.Name, err)
 		}
 		ja, _ := json.Marshal(a)
 		jb, _ := json.Marshal(b)
 		if !bytes.Equal(ja, jb) {
-			t.Errorf("%s: two conversions differ", ch.name)
+			t.Errorf("%s: two conversions differ", ch.Name)
 		}
 	}
 }

@@ -3,9 +3,6 @@ package schemaconv
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -16,38 +13,11 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
 )
-
-// testCRD wraps a converted spec schema into a v1 CRD the way the operator
-// will: group apps.chartkind.io, spec + status, status subresource.
-func testCRD(spec *apiextensionsv1.JSONSchemaProps) *apiextensionsv1.CustomResourceDefinition {
-	t := true
-	return &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: "testapps.apps.chartkind.io"},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: "apps.chartkind.io",
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "testapps", Singular: "testapp", Kind: "TestApp", ListKind: "TestAppList"},
-			Scope: apiextensionsv1.NamespaceScoped,
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
-				Name: "v1alpha1", Served: true, Storage: true,
-				Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-					Type: "object",
-					Properties: map[string]apiextensionsv1.JSONSchemaProps{
-						"spec":   *spec,
-						"status": {Type: "object", XPreserveUnknownFields: &t},
-					},
-				}},
-			}},
-		},
-		Status: apiextensionsv1.CustomResourceDefinitionStatus{StoredVersions: []string{"v1alpha1"}},
-	}
-}
 
 // crdChecker holds the API server's view of one converted schema.
 type crdChecker struct {
@@ -62,7 +32,7 @@ type crdChecker struct {
 // validation errors as strings.
 func newCRDChecker(t testing.TB, spec *apiextensionsv1.JSONSchemaProps) (*crdChecker, []string) {
 	t.Helper()
-	crd := testCRD(spec)
+	crd := specCRD(spec)
 	var in apiextensions.CustomResourceDefinition
 	if err := apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(crd, &in, nil); err != nil {
 		t.Fatalf("convert CRD: %v", err)
@@ -130,48 +100,6 @@ func decodeValues(t testing.TB, b []byte) map[string]any {
 		m = map[string]any{}
 	}
 	return m
-}
-
-// corpusDir is the shared chart corpus, never copied into the repository.
-func corpusDir() string {
-	if d := os.Getenv("CHARTKIND_CORPUS"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "..", "..", "shared", "chart-corpus")
-}
-
-type corpusChart struct {
-	name           string
-	schema, values []byte
-}
-
-func loadCorpus(t testing.TB) []corpusChart {
-	t.Helper()
-	dir := corpusDir()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Skipf("chart corpus not available at %s (set CHARTKIND_CORPUS): %v", dir, err)
-	}
-	var out []corpusChart
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		s, err := os.ReadFile(filepath.Join(dir, e.Name(), "values.schema.json"))
-		if err != nil {
-			continue
-		}
-		v, err := os.ReadFile(filepath.Join(dir, e.Name(), "values.yaml"))
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		out = append(out, corpusChart{name: e.Name(), schema: s, values: v})
-	}
-	if len(out) == 0 {
-		t.Skipf("chart corpus at %s has no charts", dir)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
 }
 
 func firstN(s []string, n int) string {

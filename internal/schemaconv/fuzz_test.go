@@ -2,6 +2,7 @@ package schemaconv
 
 import (
 	"encoding/json"
+	"github.com/chartkind/chartkind/internal/corpus"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,7 +29,7 @@ func FuzzConvert(f *testing.F) {
 		f.Add([]byte(s), []byte("a: x\n"))
 	}
 	// Property schemas of the corpus, when it is there.
-	dir := corpusDir()
+	dir := corpus.Dir()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "values.schema.json"))

@@ -168,7 +168,7 @@ func run(c config, out io.Writer) error {
 		if err := createObject(ctx, dyn, kinds[k], kind, name, 1); err != nil {
 			return fmt.Errorf("first object of %s: %w", kind, err)
 		}
-		if _, err := hrs.waitSeen(ctx, releaseName(k, name), time.Minute); err != nil {
+		if err := hrs.waitSeen(ctx, releaseName(k, name), time.Minute); err != nil {
 			return fmt.Errorf("first object of %s: %w", kind, err)
 		}
 		firstObject = append(firstObject, time.Since(start))
@@ -194,7 +194,7 @@ func run(c config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	createToHR, err := latencies(ctx, createdAt, hrs, 10*time.Minute)
+	createToHR, err := collect(ctx, createdAt, 10*time.Minute, hrs.seenAt)
 	if err != nil {
 		return fmt.Errorf("create → HelmRelease: %w", err)
 	}
@@ -225,7 +225,7 @@ func run(c config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	readyLat, err := latenciesWhen(ctx, readyAt, objTrackers, 10*time.Minute)
+	readyLat, err := collect(ctx, readyAt, 10*time.Minute, matchedInKind(objTrackers))
 	if err != nil {
 		return fmt.Errorf("HelmRelease Ready → object Ready: %w", err)
 	}
@@ -253,7 +253,7 @@ func run(c config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	updateLat, err := latenciesMatched(ctx, updatedAt, hrs, 10*time.Minute)
+	updateLat, err := collect(ctx, updatedAt, 10*time.Minute, hrs.matchedAt)
 	if err != nil {
 		return fmt.Errorf("spec update → values: %w", err)
 	}
@@ -395,16 +395,11 @@ func (t *tracker) expect(match func(*unstructured.Unstructured) bool) {
 	}
 }
 
-func (t *tracker) waitSeen(ctx context.Context, name string, timeout time.Duration) (time.Time, error) {
-	var at time.Time
-	err := pollUntil(ctx, timeout, func() (bool, error) {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		var ok bool
-		at, ok = t.seen[name]
+func (t *tracker) waitSeen(ctx context.Context, name string, timeout time.Duration) error {
+	return pollUntil(ctx, timeout, func() (bool, error) {
+		_, ok := t.seenAt(name)
 		return ok, nil
 	})
-	return at, err
 }
 
 func watchAll(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, t *tracker) (func(), error) {
@@ -446,33 +441,17 @@ func (t *times) set(k string, v time.Time) {
 	t.mu.Unlock()
 }
 
-// latencies waits until every key of start was seen by t and returns seen - start.
-func latencies(ctx context.Context, start *times, t *tracker, timeout time.Duration) ([]time.Duration, error) {
+// collect waits until lookup knows a time for every key of start and returns
+// each time minus its start. A zero time means "already true before start":
+// it counts as done but is not a measurement.
+func collect(ctx context.Context, start *times, timeout time.Duration, lookup func(key string) (time.Time, bool)) ([]time.Duration, error) {
 	var out []time.Duration
 	err := pollUntil(ctx, timeout, func() (bool, error) {
-		t.mu.Lock()
-		defer t.mu.Unlock()
+		start.mu.Lock()
+		defer start.mu.Unlock()
 		out = out[:0]
 		for k, s := range start.m {
-			at, ok := t.seen[k]
-			if !ok {
-				return false, nil
-			}
-			out = append(out, at.Sub(s))
-		}
-		return true, nil
-	})
-	return out, err
-}
-
-func latenciesMatched(ctx context.Context, start *times, t *tracker, timeout time.Duration) ([]time.Duration, error) {
-	var out []time.Duration
-	err := pollUntil(ctx, timeout, func() (bool, error) {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		out = out[:0]
-		for k, s := range start.m {
-			at, ok := t.matched[k]
+			at, ok := lookup(k)
 			if !ok {
 				return false, nil
 			}
@@ -485,30 +464,28 @@ func latenciesMatched(ctx context.Context, start *times, t *tracker, timeout tim
 	return out, err
 }
 
-// latenciesWhen waits until the trackers' expectation holds for every object
-// named in start ("kind/name") and returns the time from start to the first
-// event where it held.
-func latenciesWhen(ctx context.Context, start *times, ts []*tracker, timeout time.Duration) ([]time.Duration, error) {
-	var out []time.Duration
-	err := pollUntil(ctx, timeout, func() (bool, error) {
-		out = out[:0]
-		for key, s := range start.m {
-			k, _ := strconv.Atoi(key[:strings.IndexByte(key, '/')])
-			name := key[strings.IndexByte(key, '/')+1:]
-			t := ts[k]
-			t.mu.Lock()
-			at, ok := t.matched[name]
-			t.mu.Unlock()
-			if !ok {
-				return false, nil
-			}
-			if !at.IsZero() {
-				out = append(out, at.Sub(s))
-			}
-		}
-		return true, nil
-	})
-	return out, err
+// seenAt and matchedAt look a name up in t.
+func (t *tracker) seenAt(name string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.seen[name]
+	return at, ok
+}
+
+func (t *tracker) matchedAt(name string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.matched[name]
+	return at, ok
+}
+
+// matchedInKind looks "kind/name" up in the tracker of that kind.
+func matchedInKind(ts []*tracker) func(string) (time.Time, bool) {
+	return func(key string) (time.Time, bool) {
+		i := strings.IndexByte(key, '/')
+		k, _ := strconv.Atoi(key[:i])
+		return ts[k].matchedAt(key[i+1:])
+	}
 }
 
 // --- baseline ---------------------------------------------------------------
@@ -529,7 +506,7 @@ func measureBaseline(ctx context.Context, cl client.Client, dyn dynamic.Interfac
 	if err != nil {
 		return nil, err
 	}
-	return latencies(ctx, start, t, time.Minute)
+	return collect(ctx, start, time.Minute, t.seenAt)
 }
 
 // --- the operator process ---------------------------------------------------

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/chartkind/chartkind/internal/cli"
+	"github.com/chartkind/chartkind/internal/corpus"
 	"github.com/chartkind/chartkind/internal/testenv"
 )
 
@@ -122,31 +122,20 @@ func TestReadmeWalkthrough(t *testing.T) {
 // API server, creates an object whose spec is the chart's own values.yaml, and
 // reads it back: nothing may be refused or pruned.
 func TestCorpusOnRealAPIServer(t *testing.T) {
-	corpus := os.Getenv("CHARTKIND_CORPUS")
-	if corpus == "" {
-		corpus = "../../../shared/chart-corpus"
-	}
-	entries, err := os.ReadDir(corpus)
-	if err != nil {
-		t.Skipf("chart corpus not found at %s (set CHARTKIND_CORPUS): %v", corpus, err)
-	}
+	charts := corpus.Load(t)
 	env := testenv.Start(t, testenv.Options{})
 	ctx := context.Background()
 	// Charts run in parallel (the API server establishes CRDs concurrently); the
 	// group below ends before the environment is stopped.
-	t.Run("charts", func(t *testing.T) { corpusCharts(t, env, ctx, corpus, entries) })
+	t.Run("charts", func(t *testing.T) { corpusCharts(t, env, ctx, charts) })
 }
 
-func corpusCharts(t *testing.T, env *testenv.Env, ctx context.Context, corpus string, entries []os.DirEntry) {
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		dir := filepath.Join(corpus, e.Name())
-		t.Run(e.Name(), func(t *testing.T) {
+func corpusCharts(t *testing.T, env *testenv.Env, ctx context.Context, charts []corpus.Chart) {
+	for _, c := range charts {
+		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := yaml.UnmarshalStrict([]byte(generate(t, dir)), crd); err != nil {
+			if err := yaml.UnmarshalStrict([]byte(generate(t, c.Dir)), crd); err != nil {
 				t.Fatal(err)
 			}
 			if err := env.Client.Create(ctx, crd); err != nil {
@@ -154,12 +143,8 @@ func corpusCharts(t *testing.T, env *testenv.Env, ctx context.Context, corpus st
 			}
 			waitEstablished(t, env, crd.Name)
 
-			raw, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			var values map[string]any
-			if err := yaml.Unmarshal(raw, &values); err != nil {
+			if err := yaml.Unmarshal(c.Values, &values); err != nil {
 				t.Fatal(err)
 			}
 			values = normalise(t, values)
