@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/chartkind/chartkind/internal/operator"
+)
+
+const operatorUsage = `Usage: chartkind operator [flags]
+
+Runs the chartkind operator: serves a kind for every ApplicationDefinition and
+keeps each application object in step with its Flux HelmRelease.
+
+Flags:
+`
+
+func runOperator(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, operatorUsage); fs.PrintDefaults() }
+	kubeconfig := fs.String("kubeconfig", "", "`PATH` of a kubeconfig file; default: $KUBECONFIG, then the in-cluster configuration")
+	var opts operator.Options
+	fs.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "`ADDRESS` serving Prometheus metrics; 0 turns them off")
+	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "`ADDRESS` serving /healthz and /readyz; 0 turns them off")
+	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
+	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "`NAMESPACE` of the leader election Lease (default: the pod's namespace)")
+	fs.StringVar(&opts.ChartsDir, "charts-dir", "", "`DIR` holding the charts definitions name, as <name>/ or <name>-<version>.tgz")
+	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "application objects reconciled at once")
+	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info or error (or a number: 2 is more verbose than debug)")
+	logFormat := fs.String("log-format", "json", "`FORMAT`: json (structured) or console (for development)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "chartkind operator: unexpected arguments %v\n", fs.Args())
+		return 2
+	}
+	log, err := newLogger(*logLevel, *logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+		return 2
+	}
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+	opts.Logger = log
+
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+		return 1
+	}
+	op, err := operator.New(cfg, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("starting chartkind operator", "version", Version)
+	if err := op.Start(ctx); err != nil {
+		log.Error(err, "operator stopped")
+		return 1
+	}
+	return 0
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("reading kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no --kubeconfig or $KUBECONFIG given and not running in a cluster: %w", err)
+	}
+	return cfg, nil
+}
+
+// newLogger builds a zap logger: JSON for machines by default, console for people.
+func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
+	var lvl zapcore.Level
+	switch level {
+	case "debug":
+		lvl = zapcore.DebugLevel
+	case "info":
+		lvl = zapcore.InfoLevel
+	case "error":
+		lvl = zapcore.ErrorLevel
+	default:
+		var n int
+		if _, err := fmt.Sscanf(level, "%d", &n); err != nil || n < 0 {
+			return logr.Logger{}, fmt.Errorf("--log-level %q: want debug, info, error or a verbosity number", level)
+		}
+		lvl = zapcore.Level(-n)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return logr.Logger{}, fmt.Errorf("--log-format %q: want json or console", format)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(w), zap.NewAtomicLevelAt(lvl))
+	return zapr.NewLogger(zap.New(core)), nil
+}

@@ -1,0 +1,464 @@
+// Package definition is the ApplicationDefinition controller: for each
+// definition it resolves the schema, generates the CRD, refuses conflicts,
+// applies the CRD with server-side apply, waits until it is Established and
+// then has the engine serve the kind. Each step has its own Ready reason, in
+// the style of Flux's helm-controller.
+package definition
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/go-logr/logr"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/crd"
+	names "github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/generate"
+)
+
+// Finalizer lets the controller stop the kind, and delete the CRD when asked
+// to, before a definition goes.
+const Finalizer = "chartkind.io/finalizer"
+
+// FieldManager is chartkind's server-side apply field manager.
+const FieldManager = "chartkind"
+
+// SpecHashAnnotation on a CRD is the hash of what chartkind last applied, so an
+// unchanged CRD is not applied again.
+const SpecHashAnnotation = "chartkind.io/applied-hash"
+
+// ConditionReady is the definition's Ready condition.
+const ConditionReady = "Ready"
+
+// Reasons of the Ready condition, one per step.
+const (
+	ReasonProgressing           = "Progressing"
+	ReasonChartNotFound         = "ChartNotFound"
+	ReasonSchemaInvalid         = "SchemaInvalid"
+	ReasonCRDConflict           = "CRDConflict"
+	ReasonApplyFailed           = "ApplyFailed"
+	ReasonWaitingForEstablished = "WaitingForEstablished"
+	ReasonServeFailed           = "ServeFailed"
+	ReasonServing               = "Serving"
+)
+
+// Server serves and stops kinds; the engine implements it.
+type Server interface {
+	Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition) error
+	Stop(definitionName string)
+}
+
+// Reconciler reconciles ApplicationDefinitions.
+type Reconciler struct {
+	Client client.Client
+	// APIReader reads from the API server, bypassing the cache.
+	APIReader client.Reader
+	Engine    Server
+	Recorder  events.EventRecorder
+	// ChartsDir holds charts as <name>/ directories or <name>-<version>.tgz files.
+	ChartsDir string
+	// MaxConcurrentReconciles defaults to 1.
+	MaxConcurrentReconciles int
+
+	// applied maps a CRD name to the generation chartkind's last apply left it at.
+	applied sync.Map
+}
+
+// SetupWithManager registers the controller with mgr. It watches definitions,
+// and CRDs so that Established and CRD deletions are noticed.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("applicationdefinition").
+		For(&v1alpha1.ApplicationDefinition{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.definitionsForCRD)).
+		Watches(&v1alpha1.ApplicationDefinition{}, handler.EnqueueRequestsFromMapFunc(r.conflictingDefinitions)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Complete(r)
+}
+
+func deletionPredicate() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectNew.GetDeletionTimestamp() != nil || len(e.ObjectNew.GetFinalizers()) != len(e.ObjectOld.GetFinalizers())
+	}}
+}
+
+// definitionsForCRD maps a CRD to the definitions naming it.
+func (r *Reconciler) definitionsForCRD(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.ApplicationDefinitionList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		d := &list.Items[i]
+		if names.Effective(d).CRDName() == o.GetName() || o.GetLabels()[crd.DefinitionLabel] == d.Name {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Name}})
+		}
+	}
+	return out
+}
+
+// conflictingDefinitions maps a definition to the others claiming the same
+// CRD or kind, so a refused definition is retried when the first one goes.
+func (r *Reconciler) conflictingDefinitions(ctx context.Context, o client.Object) []reconcile.Request {
+	def, ok := o.(*v1alpha1.ApplicationDefinition)
+	if !ok {
+		return nil
+	}
+	var list v1alpha1.ApplicationDefinitionList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		d := &list.Items[i]
+		if d.Name != def.Name && claimsSame(d, def) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: d.Name}})
+		}
+	}
+	return out
+}
+
+func claimsSame(a, b *v1alpha1.ApplicationDefinition) bool {
+	na, nb := names.Effective(a), names.Effective(b)
+	return na.CRDName() == nb.CRDName() || (na.Group == nb.Group && na.Kind == nb.Kind)
+}
+
+// earlier orders definitions by creation time, then name.
+func earlier(a, b *v1alpha1.ApplicationDefinition) bool {
+	ta, tb := a.CreationTimestamp.Time, b.CreationTimestamp.Time
+	if !ta.Equal(tb) {
+		return ta.Before(tb)
+	}
+	return a.Name < b.Name
+}
+
+// stepError is a failed step: the Ready reason and message to report, and
+// whether to retry with backoff (transient) or wait for a change.
+type stepError struct {
+	reason    string
+	message   string
+	transient bool
+	requeue   time.Duration
+}
+
+func (e *stepError) Error() string { return e.reason + ": " + e.message }
+
+func fail(reason, format string, args ...any) *stepError {
+	return &stepError{reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+// Reconcile runs the steps for one definition.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	// Read from the API server: right after a status write the cache may
+	// still hold the old status, and comparing with it would write (and
+	// announce) the same transition twice.
+	def := &v1alpha1.ApplicationDefinition{}
+	if err := r.APIReader.Get(ctx, req.NamespacedName, def); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if def.DeletionTimestamp != nil {
+		return ctrl.Result{}, r.finalize(ctx, def)
+	}
+	if !controllerutil.ContainsFinalizer(def, Finalizer) {
+		controllerutil.AddFinalizer(def, Finalizer)
+		if err := r.Client.Update(ctx, def); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	orig := def.DeepCopy()
+	n := names.Effective(def)
+	def.Status.ObservedGeneration = def.Generation
+	def.Status.CRDName = n.CRDName()
+	def.Status.Names = &v1alpha1.EffectiveNames{Kind: n.Kind, Group: n.Group, Plural: n.Plural, Singular: n.Singular, Prefix: n.Prefix}
+
+	msg, stepErr := r.runSteps(ctx, def)
+	var ready metav1.Condition
+	if stepErr != nil {
+		status := metav1.ConditionFalse
+		if stepErr.reason == ReasonWaitingForEstablished {
+			status = metav1.ConditionUnknown
+		}
+		ready = metav1.Condition{Type: ConditionReady, Status: status, Reason: stepErr.reason, Message: stepErr.message}
+	} else {
+		ready = metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonServing, Message: msg}
+	}
+	ready.ObservedGeneration = def.Generation
+	meta.SetStatusCondition(&def.Status.Conditions, ready)
+
+	if err := r.writeStatus(ctx, orig, def); err != nil {
+		return ctrl.Result{}, err
+	}
+	if stepErr == nil {
+		return ctrl.Result{}, nil
+	}
+	if stepErr.transient {
+		log.V(1).Info("step failed, retrying", "reason", stepErr.reason, "message", stepErr.message)
+		return ctrl.Result{}, stepErr
+	}
+	return ctrl.Result{RequeueAfter: stepErr.requeue}, nil
+}
+
+// runSteps runs every step in order and returns the Ready message, or the first failure.
+func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefinition) (string, *stepError) {
+	in, chartVersion, serr := r.resolveSchema(def)
+	if serr != nil {
+		return "", serr
+	}
+	def.Status.ChartVersion = chartVersion
+	res, serr := r.generateCRD(in)
+	if serr != nil {
+		return "", serr
+	}
+	def.Status.SchemaDigest = res.SchemaDigest
+	if serr := r.checkConflicts(ctx, def, res.CRD); serr != nil {
+		return "", serr
+	}
+	if serr := r.applyCRD(ctx, res.CRD); serr != nil {
+		return "", serr
+	}
+	if serr := r.waitEstablished(ctx, res.CRD.Name); serr != nil {
+		return "", serr
+	}
+	if serr := r.serve(ctx, def); serr != nil {
+		return "", serr
+	}
+	return fmt.Sprintf("Serving kind %s (%s)", res.CRD.Spec.Names.Kind, res.CRD.Name), nil
+}
+
+// generateCRD builds the CRD from the definition and chart.
+func (r *Reconciler) generateCRD(in generate.Input) (*generate.Result, *stepError) {
+	res, err := generate.CRD(in)
+	if err != nil {
+		return nil, fail(ReasonSchemaInvalid, "%v", err)
+	}
+	return res, nil
+}
+
+// checkConflicts refuses a CRD another definition claimed first, and a CRD
+// that exists without chartkind's labels for this definition.
+func (r *Reconciler) checkConflicts(ctx context.Context, def *v1alpha1.ApplicationDefinition, want *apiextensionsv1.CustomResourceDefinition) *stepError {
+	var list v1alpha1.ApplicationDefinitionList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return &stepError{reason: ReasonProgressing, message: "listing definitions: " + err.Error(), transient: true}
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.Name == def.Name || other.DeletionTimestamp != nil {
+			continue
+		}
+		if claimsSame(other, def) && earlier(other, def) {
+			on := names.Effective(other)
+			return fail(ReasonCRDConflict, "ApplicationDefinition %s already claims %s (kind %s.%s)", other.Name, on.CRDName(), on.Kind, on.Group)
+		}
+	}
+	existing := &apiextensionsv1.CustomResourceDefinition{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return &stepError{reason: ReasonProgressing, message: "reading CRD " + want.Name + ": " + err.Error(), transient: true}
+	}
+	if existing.Labels[crd.ManagedByLabel] != crd.ManagedByValue || existing.Labels[crd.DefinitionLabel] != def.Name {
+		owner := "not managed by chartkind"
+		if d := existing.Labels[crd.DefinitionLabel]; existing.Labels[crd.ManagedByLabel] == crd.ManagedByValue && d != "" {
+			owner = "managed for ApplicationDefinition " + d
+		}
+		return fail(ReasonCRDConflict, "CustomResourceDefinition %s already exists and is %s: it is not taken over", want.Name, owner)
+	}
+	return nil
+}
+
+// applyCRD server-side applies the CRD as chartkind, unless what chartkind
+// last applied is unchanged.
+func (r *Reconciler) applyCRD(ctx context.Context, want *apiextensionsv1.CustomResourceDefinition) *stepError {
+	hash, err := hashCRD(want)
+	if err != nil {
+		return fail(ReasonApplyFailed, "%v", err)
+	}
+	existing := &apiextensionsv1.CustomResourceDefinition{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing); err == nil && existing.Annotations[SpecHashAnnotation] == hash && existing.DeletionTimestamp == nil {
+		// Unchanged since this process applied it: nothing to do. After a
+		// restart, or when someone else changed the CRD (its generation moved),
+		// apply again; an apply that changes nothing writes nothing.
+		if g, ok := r.applied.Load(want.Name); ok && g.(int64) == existing.Generation {
+			return nil
+		}
+	}
+	c := want.DeepCopy()
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[SpecHashAnnotation] = hash
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(c)
+	if err != nil {
+		return fail(ReasonApplyFailed, "%v", err)
+	}
+	u := &unstructured.Unstructured{Object: raw}
+	u.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	unstructured.RemoveNestedField(u.Object, "status")
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return &stepError{reason: ReasonApplyFailed, message: fmt.Sprintf("applying CustomResourceDefinition %s: %v", want.Name, err), transient: true}
+	}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing); err == nil {
+		r.applied.Store(want.Name, existing.Generation)
+	}
+	return nil
+}
+
+// waitEstablished checks that the API server serves the CRD.
+func (r *Reconciler) waitEstablished(ctx context.Context, name string) *stepError {
+	c := &apiextensionsv1.CustomResourceDefinition{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, c); err != nil {
+		return &stepError{reason: ReasonWaitingForEstablished, message: err.Error(), transient: true}
+	}
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == apiextensionsv1.NamesAccepted && cond.Status == apiextensionsv1.ConditionFalse {
+			return fail(ReasonCRDConflict, "CustomResourceDefinition %s: names not accepted: %s", name, cond.Message)
+		}
+	}
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+			return nil
+		}
+	}
+	return &stepError{reason: ReasonWaitingForEstablished, message: "waiting for CustomResourceDefinition " + name + " to be established", requeue: 2 * time.Second}
+}
+
+// serve has the engine serve the kind.
+func (r *Reconciler) serve(ctx context.Context, def *v1alpha1.ApplicationDefinition) *stepError {
+	if err := r.Engine.Serve(ctx, def); err != nil {
+		return &stepError{reason: ReasonServeFailed, message: err.Error(), transient: true}
+	}
+	return nil
+}
+
+// finalize stops the kind and, with deletionPolicy Delete, deletes the CRD.
+func (r *Reconciler) finalize(ctx context.Context, def *v1alpha1.ApplicationDefinition) error {
+	if !controllerutil.ContainsFinalizer(def, Finalizer) {
+		return nil
+	}
+	r.Engine.Stop(def.Name)
+	if def.Spec.DeletionPolicy == v1alpha1.DeletionDelete {
+		name := names.Effective(def).CRDName()
+		c := &apiextensionsv1.CustomResourceDefinition{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, c)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return err
+		case c.Labels[crd.ManagedByLabel] == crd.ManagedByValue && c.Labels[crd.DefinitionLabel] == def.Name:
+			uid := c.UID
+			if err := r.Client.Delete(ctx, c, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting CustomResourceDefinition %s: %w", name, err)
+			}
+			r.event(def, "Normal", "CRDDeleted", "Delete", "Deleted CustomResourceDefinition %s (deletionPolicy Delete)", name)
+		}
+		if err := r.deleteReleases(ctx, def); err != nil {
+			return err
+		}
+	}
+	controllerutil.RemoveFinalizer(def, Finalizer)
+	if err := r.Client.Update(ctx, def); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// releaseDefinitionLabel is the label the mirror puts on every HelmRelease,
+// naming the definition of its object's kind.
+const releaseDefinitionLabel = "apps.chartkind.io/definition"
+
+// deleteReleases deletes the HelmReleases of the definition's objects, which
+// go with the CRD: nothing else would (no garbage collector is assumed, and the
+// kind is no longer served). Only HelmReleases controlled by an object of the
+// kind are deleted.
+func (r *Reconciler) deleteReleases(ctx context.Context, def *v1alpha1.ApplicationDefinition) error {
+	n := names.Effective(def)
+	var list helmv2.HelmReleaseList
+	if err := r.Client.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}); err != nil {
+		return fmt.Errorf("listing HelmReleases of %s: %w", def.Name, err)
+	}
+	for i := range list.Items {
+		hr := &list.Items[i]
+		ref := metav1.GetControllerOf(hr)
+		if ref == nil || ref.Kind != n.Kind || !strings.HasPrefix(ref.APIVersion, n.Group+"/") || hr.DeletionTimestamp != nil {
+			continue
+		}
+		uid := hr.UID
+		if err := r.Client.Delete(ctx, hr, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
+		}
+	}
+	return nil
+}
+
+// writeStatus writes the status when it changed, and records an event when
+// the Ready condition changed.
+func (r *Reconciler) writeStatus(ctx context.Context, orig, def *v1alpha1.ApplicationDefinition) error {
+	if equality.Semantic.DeepEqual(orig.Status, def.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, def, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	old := meta.FindStatusCondition(orig.Status.Conditions, ConditionReady)
+	cur := meta.FindStatusCondition(def.Status.Conditions, ConditionReady)
+	if cur != nil && (old == nil || old.Status != cur.Status || old.Reason != cur.Reason) {
+		typ := "Normal"
+		if cur.Status == metav1.ConditionFalse {
+			typ = "Warning"
+		}
+		r.event(def, typ, cur.Reason, "Reconcile", "%s", cur.Message)
+	}
+	return nil
+}
+
+func (r *Reconciler) event(def *v1alpha1.ApplicationDefinition, typ, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(def, nil, typ, reason, action, note, args...)
+	}
+}
+
+func hashCRD(c *apiextensionsv1.CustomResourceDefinition) (string, error) {
+	b, err := json.Marshal(struct {
+		Labels      map[string]string
+		Annotations map[string]string
+		Spec        apiextensionsv1.CustomResourceDefinitionSpec
+	}{c.Labels, c.Annotations, c.Spec})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}

@@ -1,0 +1,465 @@
+package mirror
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chartkind/chartkind/internal/metrics"
+)
+
+// getObject reads the application object from the API server; nil when it does not exist.
+func (m *Mirror) getObject(ctx context.Context, t *target) (*unstructured.Unstructured, error) {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(t.gvk)
+	if err := m.live.Get(ctx, t.key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, errorf("reading %s %s: %w", t.gvk.Kind, t.key, err)
+	}
+	return obj, nil
+}
+
+// getRelease reads the object's HelmRelease through r; nil when it does not exist.
+func (m *Mirror) getRelease(ctx context.Context, r client.Reader, t *target) (*helmv2.HelmRelease, error) {
+	hr := &helmv2.HelmRelease{}
+	if err := r.Get(ctx, t.releaseKey(), hr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, errorf("reading HelmRelease %s: %w", t.releaseKey(), err)
+	}
+	return hr, nil
+}
+
+// objectGone handles a key whose object does not exist: the HelmRelease of a
+// deleted object is deleted; an unlinked HelmRelease of the kind is adopted by
+// creating its object.
+func (m *Mirror) objectGone(ctx context.Context, t *target, hr *helmv2.HelmRelease) (time.Duration, error) {
+	if hr == nil || hr.DeletionTimestamp != nil {
+		return 0, nil
+	}
+	if ref := metav1.GetControllerOf(hr); ref != nil {
+		if !refersToKind(ref, t.gvk) || ref.Name != t.key.Name {
+			return 0, nil // someone else's
+		}
+		return 0, m.deleteOrphanRelease(ctx, t, hr)
+	}
+	if !Matches(t.def, hr) {
+		return 0, nil // never touch HelmReleases of no definition
+	}
+	// Adopting creates an object: make sure on the API server that the
+	// HelmRelease really is unlinked, not linked to an object just deleted.
+	fresh, err := m.getRelease(ctx, m.live, t)
+	if err != nil {
+		return 0, err
+	}
+	if fresh == nil || fresh.DeletionTimestamp != nil {
+		return 0, nil
+	}
+	if metav1.GetControllerOf(fresh) != nil {
+		return 0, errorf("HelmRelease %s is linked after all, retrying", t.releaseKey())
+	}
+	return 0, m.adopt(ctx, t, fresh)
+}
+
+// deleteOrphanRelease deletes a HelmRelease whose controlling object is gone.
+// The object's absence is checked on the API server, not a cache.
+func (m *Mirror) deleteOrphanRelease(ctx context.Context, t *target, hr *helmv2.HelmRelease) error {
+	ref := metav1.GetControllerOf(hr)
+	obj, err := m.getObject(ctx, t)
+	if err != nil {
+		return err
+	}
+	if obj != nil && obj.GetUID() == ref.UID {
+		return nil // the owner is there after all
+	}
+	t.log.Info("deleting HelmRelease of deleted object", "helmRelease", hr.Name, "ownerUID", ref.UID)
+	uid := hr.UID
+	err = m.client.Delete(ctx, hr, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return errorf("deleting HelmRelease %s: %w", t.releaseKey(), err)
+	}
+	return nil
+}
+
+// adopt creates the object for a HelmRelease made directly, spec = values. The
+// object's creation is then reconciled like any other, which links the two.
+func (m *Mirror) adopt(ctx context.Context, t *target, hr *helmv2.HelmRelease) error {
+	if errs := validation.IsDNS1123Subdomain(t.key.Name); len(errs) > 0 || len(t.key.Name) > t.names.MaxObjectNameLength() {
+		t.log.Info("not adopting HelmRelease: the object name it implies is invalid", "helmRelease", hr.Name)
+		return nil
+	}
+	values, err := decodeValues(hr.Spec.Values)
+	if err != nil {
+		t.log.Info("not adopting HelmRelease: values are not an object", "helmRelease", hr.Name, "error", err.Error())
+		return nil
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{}}
+	obj.SetGroupVersionKind(t.gvk)
+	obj.SetNamespace(t.key.Namespace)
+	obj.SetName(t.key.Name)
+	if len(values) > 0 {
+		obj.Object["spec"] = values
+	}
+	if err := m.client.Create(ctx, obj); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return errorf("adopting HelmRelease %s: object appeared meanwhile, retrying", hr.Name)
+		}
+		if apierrors.IsInvalid(err) {
+			t.log.Info("not adopting HelmRelease: its values do not fit the kind's schema", "helmRelease", hr.Name, "error", err.Error())
+			return nil
+		}
+		return errorf("adopting HelmRelease %s: %w", hr.Name, err)
+	}
+	t.log.Info("adopted HelmRelease", "helmRelease", hr.Name)
+	m.normal(obj, hr, EventAdopted, "Adopt", "Created from HelmRelease %s, which had no object", hr.Name)
+	metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToObject)
+	return nil
+}
+
+// nameTooLong refuses an object whose release name would exceed Helm's limit.
+func (m *Mirror) nameTooLong(ctx context.Context, t *target, obj *unstructured.Unstructured) error {
+	msg := "release name " + t.names.ReleaseName(obj.GetName()) + " is longer than 53 characters: object names of this kind may have at most " +
+		strconv.Itoa(t.names.MaxObjectNameLength()) + " characters"
+	st, err := readStatus(obj)
+	if err != nil {
+		return err
+	}
+	old := st.deepCopy()
+	st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonNameTooLong, Message: msg})
+	if st.equal(old) {
+		return nil
+	}
+	if err := m.writeStatus(ctx, obj, st); err != nil {
+		return err
+	}
+	m.warn(obj, nil, EventNameTooLong, "CreateHelmRelease", "%s", msg)
+	return nil
+}
+
+// foreignRelease handles a HelmRelease with the object's release name that the
+// object does not control. It returns done when the reconcile must stop there.
+func (m *Mirror) foreignRelease(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) (bool, error) {
+	ref := metav1.GetControllerOf(hr)
+	switch {
+	case ref != nil && refersToKind(ref, t.gvk) && ref.Name == obj.GetName():
+		// Left behind by an earlier object of the same name, which is gone.
+		return true, m.deleteOrphanRelease(ctx, t, hr)
+	case ref == nil && Matches(t.def, hr):
+		return false, nil // unlinked release of this kind: link it
+	}
+	msg := "HelmRelease " + hr.Name + " exists and is not a release of this kind: it is left alone"
+	st, err := readStatus(obj)
+	if err != nil {
+		return true, err
+	}
+	old := st.deepCopy()
+	st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonReleaseConflict, Message: msg})
+	if st.equal(old) {
+		return true, nil
+	}
+	if err := m.writeStatus(ctx, obj, st); err != nil {
+		return true, err
+	}
+	m.warn(obj, nil, EventReleaseConflict, "CreateHelmRelease", "%s", msg)
+	return true, nil
+}
+
+// releaseMissing handles an object without a (live) HelmRelease: a linked
+// object whose HelmRelease was deleted is deleted too; otherwise the
+// HelmRelease is created. An object linked to a HelmRelease of another name
+// (the definition's prefix changed) is not deleted: it gets a HelmRelease of
+// the new name, and the old one is left for the administrator.
+func (m *Mirror) releaseMissing(ctx context.Context, t *target, obj *unstructured.Unstructured, cached *helmv2.HelmRelease) (time.Duration, error) {
+	st, err := readStatus(obj)
+	if err != nil {
+		return 0, err
+	}
+	if st.Release != nil && st.Release.Name == t.releaseKey().Name && st.Release.Namespace == t.key.Namespace {
+		// Linked: the cache may lag behind a HelmRelease just created, so ask the API server.
+		hr, err := m.getRelease(ctx, m.live, t)
+		if err != nil {
+			return 0, err
+		}
+		if hr != nil && hr.DeletionTimestamp == nil {
+			return 0, errorf("HelmRelease %s exists but is not cached yet", t.releaseKey())
+		}
+		t.log.Info("deleting object whose HelmRelease was deleted", "helmRelease", t.releaseKey().Name)
+		uid := obj.GetUID()
+		err = m.client.Delete(ctx, obj, client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return 0, errorf("deleting %s %s: %w", t.gvk.Kind, t.key, err)
+		}
+		return 0, nil
+	}
+	if cached != nil {
+		// An unlinked HelmRelease is being deleted: create ours once it is gone.
+		return 2 * time.Second, nil
+	}
+	values, err := specValues(obj)
+	if err != nil {
+		return 0, err
+	}
+	hr := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: t.key.Namespace, Name: t.releaseKey().Name}}
+	m.applyDesired(t, obj, hr, values)
+	if err := m.client.Create(ctx, hr); err != nil {
+		return 0, errorf("creating HelmRelease %s: %w", t.releaseKey(), err)
+	}
+	t.log.V(1).Info("created HelmRelease", "helmRelease", hr.Name)
+	metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToRelease)
+	return 0, m.syncStatus(ctx, t, obj, hr)
+}
+
+// syncValues decides which side's values win, using the digest of the values
+// last synchronised (status.valuesDigest): a changed object is pushed, a changed
+// HelmRelease is pulled into the object, and when both changed the object wins.
+// It then writes the HelmRelease if anything chartkind owns differs.
+func (m *Mirror) syncValues(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) (*unstructured.Unstructured, *helmv2.HelmRelease, error) {
+	st, err := readStatus(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	objValues, err := specValues(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	hrValues, err := decodeValues(hr.Spec.Values)
+	if err != nil {
+		hrValues = nil // not an object: replaced by the object's values below
+	}
+	objDigest, hrDigest := digest(objValues), digest(hrValues)
+	last := st.ValuesDigest
+	linked := ownedBy(hr, obj)
+	if linked && last != "" && objDigest != hrDigest && hrDigest != last {
+		// The HelmRelease looks edited. The cache may just lag behind our own
+		// last write, so decide on what the API server holds.
+		fresh, err := m.getRelease(ctx, m.live, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fresh == nil || fresh.DeletionTimestamp != nil {
+			return nil, nil, errorf("HelmRelease %s is gone or going, retrying", t.releaseKey())
+		}
+		hr = fresh
+		if hrValues, err = decodeValues(hr.Spec.Values); err != nil {
+			hrValues = nil
+		}
+		hrDigest = digest(hrValues)
+		linked = ownedBy(hr, obj)
+	}
+
+	switch {
+	case objDigest == hrDigest:
+	case linked && last != "" && last == objDigest && hrDigest != last:
+		// Edited on the HelmRelease only: pull into the object.
+		pulled, err := m.pull(ctx, t, obj, hr, hrValues)
+		if err != nil {
+			return nil, nil, err
+		}
+		if pulled != nil {
+			obj, objValues = pulled, hrValues
+		}
+	case linked && last != "" && last != objDigest && last != hrDigest:
+		m.warn(obj, hr, EventConflictObjectWins, "SyncValues",
+			"Both the object and HelmRelease %s changed the values since they were last in step: the object's values win", hr.Name)
+	}
+
+	updated := hr.DeepCopy()
+	m.applyDesired(t, obj, updated, objValues)
+	if releaseEqual(hr, updated) {
+		return obj, hr, nil
+	}
+	if err := m.client.Update(ctx, updated); err != nil {
+		return nil, nil, errorf("updating HelmRelease %s: %w", t.releaseKey(), err)
+	}
+	t.log.V(1).Info("updated HelmRelease", "helmRelease", updated.Name)
+	metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToRelease)
+	return obj, updated, nil
+}
+
+// pull writes the HelmRelease's values into the object's spec. Values the
+// kind's schema refuses are not pulled: the object's values win instead.
+func (m *Mirror) pull(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, values map[string]any) (*unstructured.Unstructured, error) {
+	updated := obj.DeepCopy()
+	if len(values) == 0 {
+		delete(updated.Object, "spec")
+	} else {
+		updated.Object["spec"] = values
+	}
+	if err := m.client.Update(ctx, updated); err != nil {
+		if apierrors.IsInvalid(err) {
+			m.warn(obj, hr, EventInvalidValues, "SyncValues",
+				"Values edited on HelmRelease %s do not fit the kind's schema, the object's values are restored: %v", hr.Name, err)
+			return nil, nil
+		}
+		return nil, errorf("updating %s %s from its HelmRelease: %w", t.gvk.Kind, t.key, err)
+	}
+	m.normal(updated, hr, EventValuesPulled, "SyncValues", "Values edited on HelmRelease %s copied into the object", hr.Name)
+	metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToObject)
+	return updated, nil
+}
+
+// syncStatus reflects the HelmRelease's status into the object's.
+func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) error {
+	st, err := readStatus(obj)
+	if err != nil {
+		return err
+	}
+	old := st.deepCopy()
+	values, err := specValues(obj)
+	if err != nil {
+		return err
+	}
+	st.ValuesDigest = digest(values)
+	st.Release = &releaseRef{Name: hr.Name, Namespace: hr.Namespace}
+	st.Failures = hr.Status.Failures
+	st.InstallFailures = hr.Status.InstallFailures
+	st.UpgradeFailures = hr.Status.UpgradeFailures
+	if len(hr.Status.History) > 0 && hr.Status.History[0].Status == "deployed" {
+		st.Version = hr.Status.History[0].ChartVersion
+		st.AppVersion = hr.Status.History[0].AppVersion
+	}
+	for _, ct := range mirroredConditions {
+		if c := findCondition(hr.Status.Conditions, ct); c != nil {
+			st.setCondition(copyCondition(c))
+		} else {
+			st.removeCondition(ct)
+		}
+	}
+	processed := hr.Generation > 0 && hr.Status.ObservedGeneration == hr.Generation &&
+		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
+	ready := findCondition(hr.Status.Conditions, ConditionReady)
+	switch {
+	case processed && ready != nil:
+		st.ObservedGeneration = obj.GetGeneration()
+		st.setCondition(copyCondition(ready))
+	case processed:
+		st.ObservedGeneration = obj.GetGeneration()
+		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonProgressing,
+			Message: "HelmRelease " + hr.Name + " has no Ready condition yet"})
+	default:
+		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonProgressing,
+			Message: "waiting for HelmRelease " + hr.Name + " to process generation " + strconv.FormatInt(obj.GetGeneration(), 10)})
+	}
+	if st.equal(old) {
+		return nil
+	}
+	if err := m.writeStatus(ctx, obj, st); err != nil {
+		return err
+	}
+	if c := findCondition(st.Conditions, ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
+		if oc := findCondition(old.Conditions, ConditionReady); oc == nil || oc.Status != metav1.ConditionTrue {
+			metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToObject)
+		}
+	}
+	return nil
+}
+
+func (m *Mirror) writeStatus(ctx context.Context, obj *unstructured.Unstructured, st *objectStatus) error {
+	u := obj.DeepCopy()
+	raw, err := st.toUnstructured()
+	if err != nil {
+		return err
+	}
+	u.Object["status"] = raw
+	if err := m.client.Status().Update(ctx, u); err != nil {
+		return errorf("writing status of %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// applyDesired sets everything chartkind owns on hr: the definition's release
+// settings, the values, labels, the controller reference and the generation
+// annotation. Fields the definition does not set are left as they are.
+func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, values map[string]any) {
+	rel := t.def.Spec.Release
+	want := ownedFields{
+		ChartRef:           rel.ChartRef.DeepCopy(),
+		Interval:           rel.Interval,
+		Timeout:            rel.Timeout.DeepCopy(),
+		Install:            rel.Install.DeepCopy(),
+		Upgrade:            rel.Upgrade.DeepCopy(),
+		ValuesFrom:         append([]helmv2.ValuesReference(nil), rel.ValuesFrom...),
+		ServiceAccountName: rel.ServiceAccountName,
+		TargetNamespace:    rel.TargetNamespace,
+		ReleaseName:        t.names.ReleaseName(obj.GetName()),
+	}
+	if want.Interval.Duration == 0 {
+		want.Interval = metav1.Duration{Duration: 10 * time.Minute}
+	}
+	if rel.Chart != nil {
+		want.Chart = &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
+			Chart: rel.Chart.Name, Version: rel.Chart.Version, SourceRef: rel.Chart.SourceRef,
+		}}
+	}
+	have := ownedOf(&hr.Spec)
+	if !equality.Semantic.DeepDerivative(want, have) || (want.Chart == nil) != (have.Chart == nil) || (want.ChartRef == nil) != (have.ChartRef == nil) {
+		want.setOn(&hr.Spec)
+	}
+
+	if len(values) == 0 {
+		hr.Spec.Values = nil
+	} else if cur, err := decodeValues(hr.Spec.Values); err != nil || digest(cur) != digest(values) {
+		hr.Spec.Values = &apiextensionsv1.JSON{Raw: canonicalJSON(values)}
+	}
+
+	labels := hr.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	for k, v := range rel.Labels {
+		labels[k] = v
+	}
+	labels[LabelKind] = t.gvk.Kind
+	labels[LabelName] = obj.GetName()
+	labels[LabelDefinition] = t.def.Name
+	hr.SetLabels(labels)
+
+	ann := hr.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationGeneration] = strconv.FormatInt(obj.GetGeneration(), 10)
+	hr.SetAnnotations(ann)
+
+	ctrl := metav1.OwnerReference{
+		APIVersion: t.gvk.GroupVersion().String(), Kind: t.gvk.Kind, Name: obj.GetName(), UID: obj.GetUID(),
+		Controller: boolPtr(true),
+	}
+	refs := []metav1.OwnerReference{ctrl}
+	for _, r := range hr.GetOwnerReferences() {
+		if r.Controller == nil || !*r.Controller {
+			if r.UID != obj.GetUID() {
+				refs = append(refs, r)
+			}
+		}
+	}
+	hr.SetOwnerReferences(refs)
+}
+
+// releaseEqual compares what applyDesired may change.
+func releaseEqual(a, b *helmv2.HelmRelease) bool {
+	if !equality.Semantic.DeepEqual(a.Labels, b.Labels) || !equality.Semantic.DeepEqual(a.Annotations, b.Annotations) ||
+		!equality.Semantic.DeepEqual(a.OwnerReferences, b.OwnerReferences) {
+		return false
+	}
+	av, errA := decodeValues(a.Spec.Values)
+	bv, errB := decodeValues(b.Spec.Values)
+	if errA != nil || errB != nil || digest(av) != digest(bv) {
+		return false
+	}
+	return equality.Semantic.DeepEqual(ownedOf(&a.Spec), ownedOf(&b.Spec))
+}
+
+func boolPtr(b bool) *bool { return &b }

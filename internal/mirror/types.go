@@ -1,0 +1,197 @@
+package mirror
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// objectStatus is the status of an application object (crd.StatusSchema).
+type objectStatus struct {
+	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
+	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	Version            string             `json:"version,omitempty"`
+	AppVersion         string             `json:"appVersion,omitempty"`
+	Failures           int64              `json:"failures,omitempty"`
+	InstallFailures    int64              `json:"installFailures,omitempty"`
+	UpgradeFailures    int64              `json:"upgradeFailures,omitempty"`
+	ValuesDigest       string             `json:"valuesDigest,omitempty"`
+	Release            *releaseRef        `json:"release,omitempty"`
+}
+
+type releaseRef struct {
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+func readStatus(obj *unstructured.Unstructured) (*objectStatus, error) {
+	st := &objectStatus{}
+	raw, ok := obj.Object["status"].(map[string]any)
+	if !ok {
+		return st, nil
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, st); err != nil {
+		return nil, fmt.Errorf("reading status of %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	return st, nil
+}
+
+func (s *objectStatus) toUnstructured() (map[string]any, error) {
+	return runtime.DefaultUnstructuredConverter.ToUnstructured(s)
+}
+
+func (s *objectStatus) deepCopy() *objectStatus {
+	out := *s
+	out.Conditions = nil
+	for _, c := range s.Conditions {
+		out.Conditions = append(out.Conditions, *c.DeepCopy())
+	}
+	if s.Release != nil {
+		r := *s.Release
+		out.Release = &r
+	}
+	return &out
+}
+
+func (s *objectStatus) equal(o *objectStatus) bool {
+	a, _ := json.Marshal(s)
+	b, _ := json.Marshal(o)
+	return bytes.Equal(a, b)
+}
+
+// setCondition sets c, keeping the last transition time when the status did not change.
+func (s *objectStatus) setCondition(c metav1.Condition) {
+	if c.LastTransitionTime.IsZero() {
+		c.LastTransitionTime = metav1.Now()
+	}
+	if cur := meta.FindStatusCondition(s.Conditions, c.Type); cur != nil && cur.Status == c.Status {
+		c.LastTransitionTime = cur.LastTransitionTime
+	}
+	c.LastTransitionTime = metav1.NewTime(c.LastTransitionTime.Rfc3339Copy().Time)
+	meta.RemoveStatusCondition(&s.Conditions, c.Type)
+	s.Conditions = append(s.Conditions, c)
+	sortConditions(s.Conditions)
+}
+
+func (s *objectStatus) removeCondition(t string) { meta.RemoveStatusCondition(&s.Conditions, t) }
+
+var conditionOrder = map[string]int{"Ready": 0, "Released": 1, "Reconciling": 2, "Stalled": 3}
+
+func sortConditions(cs []metav1.Condition) {
+	rank := func(t string) int {
+		if r, ok := conditionOrder[t]; ok {
+			return r
+		}
+		return 100
+	}
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && (rank(cs[j].Type) < rank(cs[j-1].Type) || (rank(cs[j].Type) == rank(cs[j-1].Type) && cs[j].Type < cs[j-1].Type)); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func findCondition(cs []metav1.Condition, t string) *metav1.Condition {
+	return meta.FindStatusCondition(cs, t)
+}
+
+// copyCondition copies a HelmRelease condition for the object; the
+// HelmRelease's generation means nothing on the object.
+func copyCondition(c *metav1.Condition) metav1.Condition {
+	out := *c.DeepCopy()
+	out.ObservedGeneration = 0
+	if out.Reason == "" {
+		out.Reason = ReasonProgressing
+	}
+	return out
+}
+
+// ownedFields are the HelmRelease spec fields the definition owns.
+type ownedFields struct {
+	Chart              *helmv2.HelmChartTemplate
+	ChartRef           *helmv2.CrossNamespaceSourceReference
+	Interval           metav1.Duration
+	Timeout            *metav1.Duration
+	Install            *helmv2.Install
+	Upgrade            *helmv2.Upgrade
+	ValuesFrom         []helmv2.ValuesReference
+	ServiceAccountName string
+	TargetNamespace    string
+	ReleaseName        string
+}
+
+func ownedOf(s *helmv2.HelmReleaseSpec) ownedFields {
+	return ownedFields{
+		Chart: s.Chart, ChartRef: s.ChartRef, Interval: s.Interval, Timeout: s.Timeout,
+		Install: s.Install, Upgrade: s.Upgrade, ValuesFrom: s.ValuesFrom,
+		ServiceAccountName: s.ServiceAccountName, TargetNamespace: s.TargetNamespace, ReleaseName: s.ReleaseName,
+	}
+}
+
+func (o ownedFields) setOn(s *helmv2.HelmReleaseSpec) {
+	s.Chart, s.ChartRef, s.Interval, s.Timeout = o.Chart, o.ChartRef, o.Interval, o.Timeout
+	s.Install, s.Upgrade, s.ValuesFrom = o.Install, o.Upgrade, o.ValuesFrom
+	s.ServiceAccountName, s.TargetNamespace, s.ReleaseName = o.ServiceAccountName, o.TargetNamespace, o.ReleaseName
+}
+
+// specValues returns the object's spec as values.
+func specValues(obj *unstructured.Unstructured) (map[string]any, error) {
+	raw, ok := obj.Object["spec"]
+	if !ok || raw == nil {
+		return nil, nil
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s: spec is not an object", obj.GetKind(), obj.GetNamespace(), obj.GetName())
+	}
+	return m, nil
+}
+
+// decodeValues decodes HelmRelease values; nil for none.
+func decodeValues(v *apiextensionsv1.JSON) (map[string]any, error) {
+	if v == nil || len(v.Raw) == 0 || string(v.Raw) == "null" {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(v.Raw, &m); err != nil {
+		return nil, fmt.Errorf("values are not a JSON object: %w", err)
+	}
+	return m, nil
+}
+
+// canonicalJSON encodes values with sorted keys, so equal values encode equally.
+func canonicalJSON(values map[string]any) []byte {
+	if len(values) == 0 {
+		return []byte("{}")
+	}
+	// Round-trip through generic JSON so numbers from unstructured (int64) and
+	// from JSON (float64) encode alike; encoding/json sorts map keys.
+	b, err := json.Marshal(values)
+	if err != nil {
+		return []byte("{}")
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return b
+	}
+	out, err := json.Marshal(generic)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// digest identifies values: the sha256 of their canonical JSON.
+func digest(values map[string]any) string {
+	sum := sha256.Sum256(canonicalJSON(values))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,167 @@
+// Package operator wires chartkind's operator together: a controller-runtime
+// manager running the ApplicationDefinition controller, the engine that serves
+// the generated kinds and the mirror that keeps objects and HelmReleases in
+// step. The `chartkind operator` command and the integration tests both build
+// the operator here.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/go-logr/logr"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+	defctrl "github.com/chartkind/chartkind/internal/controller/definition"
+	"github.com/chartkind/chartkind/internal/engine"
+	"github.com/chartkind/chartkind/internal/mirror"
+)
+
+// RBAC of the operator (make manifests writes config/rbac from these). Kinds
+// generated in groups other than apps.chartkind.io need their own rules.
+// +kubebuilder:rbac:groups=chartkind.io,resources=applicationdefinitions,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=chartkind.io,resources=applicationdefinitions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=chartkind.io,resources=applicationdefinitions/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=helm.toolkit.fluxcd.io,resources=helmreleases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps.chartkind.io,resources=*,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps.chartkind.io,resources=*/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Options configure the operator.
+type Options struct {
+	// MetricsBindAddress is where Prometheus metrics are served; "0" or "" turns them off.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz; "0" or "" turns them off.
+	HealthProbeBindAddress string
+	// LeaderElection makes only one replica active at a time.
+	LeaderElection bool
+	// LeaderElectionID names the Lease; defaults to "chartkind-operator".
+	LeaderElectionID string
+	// LeaderElectionNamespace holds the Lease; defaults to the pod's namespace in a cluster.
+	LeaderElectionNamespace string
+	// ChartsDir holds the charts definitions point at, as <name>/ or <name>-<version>.tgz.
+	ChartsDir string
+	// MaxConcurrentReconciles is the number of engine workers (application
+	// objects reconciled at once); defaults to 4.
+	MaxConcurrentReconciles int
+	// Logger defaults to controller-runtime's global logger.
+	Logger logr.Logger
+}
+
+// Operator is a configured, not yet started operator.
+type Operator struct {
+	mgr    manager.Manager
+	engine *engine.Engine
+}
+
+// Scheme returns the scheme the operator's clients use.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme, helmv2.AddToScheme, sourcev1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// New builds an operator for the cluster cfg points at.
+func New(cfg *rest.Config, opts Options) (*Operator, error) {
+	if cfg == nil {
+		return nil, errors.New("operator: no rest config")
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log.GetSink() == nil {
+		log = ctrl.Log.WithName("chartkind")
+	}
+	bind := func(a string) string {
+		if a == "" {
+			return "0"
+		}
+		return a
+	}
+	probe := opts.HealthProbeBindAddress
+	if probe == "0" {
+		probe = ""
+	}
+	id := opts.LeaderElectionID
+	if id == "" {
+		id = "chartkind-operator"
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  log,
+		Metrics:                 metricsserver.Options{BindAddress: bind(opts.MetricsBindAddress)},
+		HealthProbeBindAddress:  probe,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        id,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// The process ends when the manager stops, so hand over at once.
+		LeaderElectionReleaseOnCancel: true,
+		// Several operators may run in one process (tests restart it).
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("operator: creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("operator: metadata client: %w", err)
+	}
+	recorder := mgr.GetEventRecorder("chartkind")
+	m := mirror.New(mgr.GetClient(), mgr.GetAPIReader(), recorder)
+	eng := engine.New(meta, mgr.GetCache(), mgr.GetClient(), m, engine.Options{
+		Workers: opts.MaxConcurrentReconciles,
+		Logger:  log.WithName("engine"),
+	})
+	if err := mgr.Add(eng); err != nil {
+		return nil, err
+	}
+	r := &defctrl.Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Engine:    eng,
+		Recorder:  recorder,
+		ChartsDir: opts.ChartsDir,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("operator: setting up definition controller: %w", err)
+	}
+	return &Operator{mgr: mgr, engine: eng}, nil
+}
+
+// Start runs the operator until ctx is done.
+func (o *Operator) Start(ctx context.Context) error { return o.mgr.Start(ctx) }
+
+// Serving reports whether the kind of the named definition is being served.
+func (o *Operator) Serving(definitionName string) bool { return o.engine.Serving(definitionName) }
