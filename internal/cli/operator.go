@@ -42,6 +42,11 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "`NAMESPACE` of the leader election Lease (default: the pod's namespace)")
 	fs.StringVar(&opts.ChartsDir, "charts-dir", "", "`DIR` holding the charts definitions name, as <name>/ or <name>-<version>.tgz")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "application objects reconciled at once")
+	// client-go's own default (5 requests/s, bursts of 10) makes a bulk import of
+	// thousands of objects take hours; these match what the API server's
+	// priority and fairness easily absorbs for one controller.
+	qps := fs.Float64("kube-api-qps", 50, "sustained requests per second to the API server")
+	burst := fs.Int("kube-api-burst", 100, "requests allowed in a burst above --kube-api-qps")
 	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info or error (or a number: 2 is more verbose than debug)")
 	logFormat := fs.String("log-format", "json", "`FORMAT`: json (structured) or console (for development)")
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +73,8 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
 		return 1
 	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	cfg.UserAgent = "chartkind/" + Version
 	op, err := operator.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
