@@ -194,6 +194,30 @@ func Matches(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRelease) bool {
 	return false
 }
 
+// claims reports whether t's definition is the one an unlinked hr belongs to:
+// it matches, and no other definition matches with a prefix as long or
+// longer. Two definitions of one chart with prefixes "pg-" and "pg-ha-" thus
+// never both claim "pg-ha-x"; with equal prefixes neither does, and the
+// HelmRelease is left alone. Every definition counts, served or not, so an
+// unhealthy definition never lets another take its releases.
+func (m *Mirror) claims(ctx context.Context, t *target, hr *helmv2.HelmRelease) (bool, error) {
+	if !Matches(t.def, hr) {
+		return false, nil
+	}
+	var defs v1alpha1.ApplicationDefinitionList
+	if err := m.client.List(ctx, &defs); err != nil {
+		return false, errorf("listing ApplicationDefinitions to match HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
+	}
+	mine := len(t.names.Prefix)
+	for i := range defs.Items {
+		d := &defs.Items[i]
+		if d.Name != t.def.Name && Matches(d, hr) && len(definition.Effective(d).Prefix) >= mine {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func matchingDefinition(hr *helmv2.HelmRelease, served []*v1alpha1.ApplicationDefinition) *v1alpha1.ApplicationDefinition {
 	var best *v1alpha1.ApplicationDefinition
 	for _, d := range served {

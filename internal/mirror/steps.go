@@ -55,8 +55,8 @@ func (m *Mirror) objectGone(ctx context.Context, t *target, hr *helmv2.HelmRelea
 		}
 		return 0, m.deleteOrphanRelease(ctx, t, hr)
 	}
-	if !Matches(t.def, hr) {
-		return 0, nil // never touch HelmReleases of no definition
+	if claimed, err := m.claims(ctx, t, hr); err != nil || !claimed {
+		return 0, err // never touch HelmReleases of no definition, or of a better-matching one
 	}
 	// Adopting creates an object: make sure on the API server that the
 	// HelmRelease really is unlinked, not linked to an object just deleted.
@@ -156,8 +156,14 @@ func (m *Mirror) foreignRelease(ctx context.Context, t *target, obj *unstructure
 	case ref != nil && refersToKind(ref, t.gvk) && ref.Name == obj.GetName():
 		// Left behind by an earlier object of the same name, which is gone.
 		return true, m.deleteOrphanRelease(ctx, t, hr)
-	case ref == nil && Matches(t.def, hr):
-		return false, nil // unlinked release of this kind: link it
+	case ref == nil:
+		claimed, err := m.claims(ctx, t, hr)
+		if err != nil {
+			return true, err
+		}
+		if claimed {
+			return false, nil // unlinked release of this kind: link it
+		}
 	}
 	msg := "HelmRelease " + hr.Name + " exists and is not a release of this kind: it is left alone"
 	st, err := readStatus(obj)
@@ -381,7 +387,8 @@ func (m *Mirror) writeStatus(ctx context.Context, obj *unstructured.Unstructured
 
 // applyDesired sets everything chartkind owns on hr: the definition's release
 // settings, the values, labels, the controller reference and the generation
-// annotation. Fields the definition does not set are left as they are.
+// annotation. Release settings the definition does not set are left as they
+// are (see ownedFields.restoreOn).
 func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, values map[string]any) {
 	rel := t.def.Spec.Release
 	want := ownedFields{
@@ -403,10 +410,7 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 			Chart: rel.Chart.Name, Version: rel.Chart.Version, SourceRef: rel.Chart.SourceRef,
 		}}
 	}
-	have := ownedOf(&hr.Spec)
-	if !equality.Semantic.DeepDerivative(want, have) || (want.Chart == nil) != (have.Chart == nil) || (want.ChartRef == nil) != (have.ChartRef == nil) {
-		want.setOn(&hr.Spec)
-	}
+	want.restoreOn(&hr.Spec, hr.CreationTimestamp.IsZero())
 
 	if len(values) == 0 {
 		hr.Spec.Values = nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/equality"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -137,10 +138,45 @@ func ownedOf(s *helmv2.HelmReleaseSpec) ownedFields {
 	}
 }
 
-func (o ownedFields) setOn(s *helmv2.HelmReleaseSpec) {
-	s.Chart, s.ChartRef, s.Interval, s.Timeout = o.Chart, o.ChartRef, o.Interval, o.Timeout
-	s.Install, s.Upgrade, s.ValuesFrom = o.Install, o.Upgrade, o.ValuesFrom
-	s.ServiceAccountName, s.TargetNamespace, s.ReleaseName = o.ServiceAccountName, o.TargetNamespace, o.ReleaseName
+// restoreOn puts back on s each release setting the definition sets, field by
+// field. A setting the definition leaves unset is left as it is on s (an
+// adopted HelmRelease keeps its own valuesFrom or target namespace), and
+// server-side defaults inside a setting are not mistaken for edits
+// (DeepDerivative: unset fields of the wanted value match anything). The
+// release name is set only on HelmReleases chartkind creates: changing it on an
+// existing one would make Helm uninstall and reinstall the release.
+func (o ownedFields) restoreOn(s *helmv2.HelmReleaseSpec, creating bool) {
+	d := equality.Semantic.DeepDerivative
+	if o.Chart != nil && (s.Chart == nil || !d(*o.Chart, *s.Chart) || s.ChartRef != nil) {
+		s.Chart, s.ChartRef = o.Chart, nil
+	}
+	if o.ChartRef != nil && (s.ChartRef == nil || !d(*o.ChartRef, *s.ChartRef) || s.Chart != nil) {
+		s.Chart, s.ChartRef = nil, o.ChartRef
+	}
+	if o.Interval.Duration != 0 && o.Interval != s.Interval {
+		s.Interval = o.Interval
+	}
+	if o.Timeout != nil && (s.Timeout == nil || *o.Timeout != *s.Timeout) {
+		s.Timeout = o.Timeout
+	}
+	if o.Install != nil && (s.Install == nil || !d(*o.Install, *s.Install)) {
+		s.Install = o.Install
+	}
+	if o.Upgrade != nil && (s.Upgrade == nil || !d(*o.Upgrade, *s.Upgrade)) {
+		s.Upgrade = o.Upgrade
+	}
+	if len(o.ValuesFrom) > 0 && !d(o.ValuesFrom, s.ValuesFrom) {
+		s.ValuesFrom = o.ValuesFrom
+	}
+	if o.ServiceAccountName != "" && o.ServiceAccountName != s.ServiceAccountName {
+		s.ServiceAccountName = o.ServiceAccountName
+	}
+	if o.TargetNamespace != "" && o.TargetNamespace != s.TargetNamespace {
+		s.TargetNamespace = o.TargetNamespace
+	}
+	if creating {
+		s.ReleaseName = o.ReleaseName
+	}
 }
 
 // specValues returns the object's spec as values.

@@ -1,0 +1,150 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/mirror"
+)
+
+// TestAdoptedReleaseKeepsItsOwnSettings: restoring the definition's release
+// settings touches only what the definition sets. An adopted HelmRelease keeps
+// its own valuesFrom, target namespace and release name, also after the
+// definition changes one of its own settings.
+func TestAdoptedReleaseKeepsItsOwnSettings(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	def := createDefinition(t, widgetDefinition("keepwidget", "KeepWidget"))
+
+	hr := &helmv2.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keepwidget-legacy"},
+		Spec: helmv2.HelmReleaseSpec{
+			Interval:        metav1.Duration{Duration: time.Minute},
+			ReleaseName:     "legacy-db",
+			TargetNamespace: "databases",
+			ValuesFrom:      []helmv2.ValuesReference{{Kind: "Secret", Name: "legacy-passwords"}},
+			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
+				Chart: "widget", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts", Namespace: "flux-system"}}},
+			Values: &apiextensionsv1.JSON{Raw: []byte(`{"replicas": 2}`)},
+		},
+	}
+	if err := env.Client.Create(context.Background(), hr); err != nil {
+		t.Fatal(err)
+	}
+	waitObject(t, def, ns, "legacy", func(u *unstructured.Unstructured) error { return nil })
+	keeps := func(hr *helmv2.HelmRelease) error {
+		if metav1.GetControllerOf(hr) == nil {
+			return fmt.Errorf("not linked yet")
+		}
+		if hr.Spec.ReleaseName != "legacy-db" || hr.Spec.TargetNamespace != "databases" ||
+			len(hr.Spec.ValuesFrom) != 1 || hr.Spec.ValuesFrom[0].Name != "legacy-passwords" {
+			return fmt.Errorf("own settings lost: releaseName %q targetNamespace %q valuesFrom %v", hr.Spec.ReleaseName, hr.Spec.TargetNamespace, hr.Spec.ValuesFrom)
+		}
+		return nil
+	}
+	waitRelease(t, ns, "keepwidget-legacy", func(hr *helmv2.HelmRelease) error {
+		if err := keeps(hr); err != nil {
+			return err
+		}
+		if hr.Spec.Interval.Duration != 5*time.Minute {
+			return fmt.Errorf("definition's interval not restored: %s", hr.Spec.Interval.Duration)
+		}
+		return nil
+	})
+
+	// The administrator changes the definition's interval: it reaches the
+	// HelmRelease, and the HelmRelease's own settings stay.
+	cur := &v1alpha1.ApplicationDefinition{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Name: def.Name}, cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Release.Interval = metav1.Duration{Duration: 7 * time.Minute}
+	if err := env.Client.Update(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	waitRelease(t, ns, "keepwidget-legacy", func(hr *helmv2.HelmRelease) error {
+		if hr.Spec.Interval.Duration != 7*time.Minute {
+			return fmt.Errorf("interval %s", hr.Spec.Interval.Duration)
+		}
+		return keeps(hr)
+	})
+}
+
+// TestLongestPrefixClaimsRelease: two definitions of one chart with prefixes
+// "ha-" and "ha-pg-": an unlinked HelmRelease "ha-pg-x" belongs to the second
+// only, and the first never makes an object for it.
+func TestLongestPrefixClaimsRelease(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	shortDef := widgetDefinition("prefixshort", "PrefixShort")
+	shortDef.Spec.Release.Prefix = "ha-"
+	longDef := widgetDefinition("prefixlong", "PrefixLong")
+	longDef.Spec.Release.Prefix = "ha-pg-"
+	// The HelmRelease exists before either kind is served, so each
+	// definition's start-up resync sees it.
+	hr := &helmv2.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ha-pg-x"},
+		Spec: helmv2.HelmReleaseSpec{
+			Interval: metav1.Duration{Duration: time.Minute},
+			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
+				Chart: "widget", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts", Namespace: "flux-system"}}},
+			Values: &apiextensionsv1.JSON{Raw: []byte(`{"replicas": 3}`)},
+		},
+	}
+	if err := env.Client.Create(context.Background(), hr); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*v1alpha1.ApplicationDefinition{shortDef, longDef} {
+		if err := env.Client.Create(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		name := d.Name
+		t.Cleanup(func() { deleteDefinition(t, name) })
+	}
+	shortDef = waitDefinitionReason(t, shortDef.Name, "Serving")
+	longDef = waitDefinitionReason(t, longDef.Name, "Serving")
+	waitObject(t, longDef, ns, "x", func(u *unstructured.Unstructured) error { return nil })
+	waitRelease(t, ns, "ha-pg-x", func(hr *helmv2.HelmRelease) error {
+		if hr.Labels[mirror.LabelDefinition] != "prefixlong" {
+			return fmt.Errorf("labels %v", hr.Labels)
+		}
+		return nil
+	})
+	// The shorter prefix's kind never gets an object "pg-x".
+	time.Sleep(short)
+	if _, err := getObject(context.Background(), shortDef, ns, "pg-x"); err == nil {
+		t.Fatal("definition with the shorter prefix also adopted the HelmRelease")
+	}
+}
+
+// TestDefinitionNamesAndPrefixImmutable: the API server refuses to rename a
+// kind or change a prefix in place, with a message naming the field.
+func TestDefinitionNamesAndPrefixImmutable(t *testing.T) {
+	startOperator(t)
+	def := createDefinition(t, widgetDefinition("fixedwidget", "FixedWidget"))
+	for field, mutate := range map[string]func(d *v1alpha1.ApplicationDefinition){
+		"spec.application.kind":   func(d *v1alpha1.ApplicationDefinition) { d.Spec.Application.Kind = "OtherWidget" },
+		"spec.application.plural": func(d *v1alpha1.ApplicationDefinition) { d.Spec.Application.Plural = "fixedwidgetz" },
+		"spec.release.prefix":     func(d *v1alpha1.ApplicationDefinition) { d.Spec.Release.Prefix = "fw-" },
+	} {
+		cur := &v1alpha1.ApplicationDefinition{}
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Name: def.Name}, cur); err != nil {
+			t.Fatal(err)
+		}
+		mutate(cur)
+		err := env.Client.Update(context.Background(), cur)
+		if err == nil || !strings.Contains(err.Error(), field+" is immutable") {
+			t.Errorf("changing %s: got %v, want it refused as immutable", field, err)
+		}
+	}
+}
