@@ -445,7 +445,13 @@ func (e *Engine) processNext(ctx context.Context) bool {
 		metrics.Reconciles.WithLabelValues(kind, metrics.ResultError).Inc()
 		metrics.Errors.WithLabelValues(kind).Inc()
 		if ctx.Err() == nil {
-			log.V(1).Info("reconcile failed, retrying", "error", err.Error())
+			// Races (a conflict, a cache a moment behind) resolve on the first
+			// retry; a failure that persists is an error worth a log line.
+			if e.queue.NumRequeues(key) >= 2 {
+				log.Error(err, "reconcile failed, retrying", "retries", e.queue.NumRequeues(key))
+			} else {
+				log.V(1).Info("reconcile failed, retrying", "error", err.Error())
+			}
 		}
 		e.restoreEventTime(key, evt)
 		e.queue.AddRateLimited(key)

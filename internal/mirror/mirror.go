@@ -17,6 +17,7 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -49,6 +50,7 @@ const (
 	ReasonProgressing     = "Progressing"
 	ReasonNameTooLong     = "NameTooLong"
 	ReasonReleaseConflict = "ReleaseConflict"
+	ReasonReconcileFailed = "ReconcileFailed"
 
 	// Event reasons.
 	EventConflictObjectWins = "ConflictObjectWins"
@@ -126,14 +128,47 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 			return 0, err
 		}
 	}
+	after, err := m.mirrorObject(ctx, t, obj, hr)
+	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		// A failure that is not just a race (RBAC, an admission webhook, a
+		// quota) is shown on the object, not only in the operator's log.
+		if rerr := m.reportFailure(ctx, t, obj, err); rerr != nil {
+			t.log.V(1).Info("could not report the failure on the object", "error", rerr.Error())
+		}
+	}
+	return after, err
+}
+
+// mirrorObject creates or syncs the HelmRelease of an existing object.
+func (m *Mirror) mirrorObject(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) (time.Duration, error) {
 	if hr == nil || hr.DeletionTimestamp != nil {
 		return m.releaseMissing(ctx, t, obj, hr)
 	}
-	obj, hr, err = m.syncValues(ctx, t, obj, hr)
+	obj, hr, err := m.syncValues(ctx, t, obj, hr)
 	if err != nil {
 		return 0, err
 	}
 	return 0, m.syncStatus(ctx, t, obj, hr)
+}
+
+// reportFailure sets Ready=False with the error on obj, and a Warning event,
+// when that is news.
+func (m *Mirror) reportFailure(ctx context.Context, t *target, obj *unstructured.Unstructured, cause error) error {
+	st, err := readStatus(obj)
+	if err != nil {
+		return err
+	}
+	old := st.deepCopy()
+	msg := cause.Error()
+	if len(msg) > 4096 {
+		msg = msg[:4096] + "…"
+	}
+	st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonReconcileFailed, Message: msg, ObservedGeneration: obj.GetGeneration()})
+	if st.equal(old) {
+		return nil
+	}
+	m.warn(obj, nil, ReasonReconcileFailed, "Reconcile", "%s", msg)
+	return m.writeStatus(ctx, obj, st)
 }
 
 // ReleaseOwner maps a HelmRelease to the served definition and object name it

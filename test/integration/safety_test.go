@@ -1,8 +1,12 @@
 package integration
 
 import (
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"context"
 	"fmt"
+	"github.com/chartkind/chartkind/internal/testenv"
 	"strings"
 	"testing"
 	"time"
@@ -148,3 +152,69 @@ func TestDefinitionNamesAndPrefixImmutable(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureShownOnObject: when the HelmRelease cannot be written (here an
+// admission policy refuses it, as a policy engine or quota would), the object
+// says so in its Ready condition and a Warning event, instead of sitting with
+// an empty status.
+func TestFailureShownOnObject(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "freeze-" + ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptrTo(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"helm.toolkit.fluxcd.io"}, APIVersions: []string{"*"}, Resources: []string{"helmreleases"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "HelmReleases are frozen in this namespace"}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "freeze-" + ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
+			}},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
+	}
+	def := createDefinition(t, widgetDefinition("frozenwidget", "FrozenWidget"))
+	// The policy takes effect once the API server has loaded it: keep creating
+	// objects until one is refused, as a user would see it.
+	var obj *unstructured.Unstructured
+	testenv.WaitFor(t, timeout, "an object whose HelmRelease is refused", func(ctx context.Context) error {
+		name := fmt.Sprintf("w%d", time.Now().UnixNano()%1e6)
+		obj = createObject(t, def, ns, name, map[string]any{"replicas": int64(1)})
+		err := testenv.Poll(ctx, 5*time.Second, func(ctx context.Context) error {
+			u, err := getObject(ctx, def, ns, name)
+			if err != nil {
+				return err
+			}
+			if c := condition(u, "Ready"); c == nil || c["reason"] != mirror.ReasonReconcileFailed {
+				return fmt.Errorf("Ready %v", c)
+			}
+			obj = u
+			return nil
+		})
+		return err
+	})
+	c := condition(obj, "Ready")
+	if c["status"] != "False" || !strings.Contains(fmt.Sprint(c["message"]), "HelmReleases are frozen in this namespace") {
+		t.Fatalf("Ready condition does not say why: %v", c)
+	}
+	waitEvent(t, ns, obj.GetUID(), mirror.ReasonReconcileFailed, "Warning")
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -306,7 +306,26 @@ func (r *Reconciler) applyCRD(ctx context.Context, want *apiextensionsv1.CustomR
 		return fail(ReasonApplyFailed, "%v", err)
 	}
 	existing := &apiextensionsv1.CustomResourceDefinition{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing); err == nil && existing.Annotations[SpecHashAnnotation] == hash && existing.DeletionTimestamp == nil {
+	getErr := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing)
+	if apierrors.IsNotFound(getErr) {
+		// Create, rather than apply, a CRD that does not exist yet: a forced
+		// apply would take over a CRD someone else created since the conflict
+		// check. Once created it is chartkind's, and the apply below makes the
+		// field manager chartkind's Apply entry own its fields.
+		c := want.DeepCopy()
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[SpecHashAnnotation] = hash
+		c.Status = apiextensionsv1.CustomResourceDefinitionStatus{}
+		if err := r.Client.Create(ctx, c, client.FieldOwner(FieldManager)); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return &stepError{reason: ReasonProgressing, message: fmt.Sprintf("CustomResourceDefinition %s appeared while chartkind was creating it; checking who owns it", want.Name), transient: true}
+			}
+			return &stepError{reason: ReasonApplyFailed, message: fmt.Sprintf("creating CustomResourceDefinition %s: %v", want.Name, err), transient: true}
+		}
+	}
+	if getErr == nil && existing.Annotations[SpecHashAnnotation] == hash && existing.DeletionTimestamp == nil {
 		// Unchanged since this process applied it: nothing to do. After a
 		// restart, or when someone else changed the CRD (its generation moved),
 		// apply again; an apply that changes nothing writes nothing.
