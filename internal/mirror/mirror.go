@@ -43,6 +43,11 @@ const (
 	AnnotationGeneration = "apps.chartkind.io/object-generation"
 )
 
+// foreignRecheck is how often an object blocked by a HelmRelease that is not
+// its own looks again whether that HelmRelease is gone. It reads from the
+// cache and writes nothing while nothing changed.
+const foreignRecheck = time.Minute
+
 // Condition types and reasons set on application objects.
 const (
 	ConditionReady = "Ready"
@@ -124,8 +129,13 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 	}
 	if hr != nil && !ownedBy(hr, obj) {
 		done, err := m.foreignRelease(ctx, t, obj, hr)
-		if done || err != nil {
+		if err != nil {
 			return 0, err
+		}
+		if done {
+			// Look again later: the deletion of a HelmRelease that is not ours
+			// maps to no object, so no event would bring this one back.
+			return foreignRecheck, nil
 		}
 	}
 	after, err := m.mirrorObject(ctx, t, obj, hr)
