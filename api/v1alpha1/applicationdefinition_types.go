@@ -70,9 +70,9 @@ const (
 // cannot change once set: a renamed kind is a new kind, with its own CRD and
 // objects, so it takes a new definition.
 // +kubebuilder:validation:XValidation:rule="self.kind == oldSelf.kind",message="spec.application.kind is immutable: create a new ApplicationDefinition for a new kind"
-// +kubebuilder:validation:XValidation:rule="(has(self.group) ? self.group : '') == (has(oldSelf.group) ? oldSelf.group : '')",message="spec.application.group is immutable"
-// +kubebuilder:validation:XValidation:rule="(has(self.plural) ? self.plural : '') == (has(oldSelf.plural) ? oldSelf.plural : '')",message="spec.application.plural is immutable"
-// +kubebuilder:validation:XValidation:rule="(has(self.singular) ? self.singular : '') == (has(oldSelf.singular) ? oldSelf.singular : '')",message="spec.application.singular is immutable"
+// +kubebuilder:validation:XValidation:rule=`(has(self.group) ? self.group : "") == (has(oldSelf.group) ? oldSelf.group : "")`,message="spec.application.group is immutable"
+// +kubebuilder:validation:XValidation:rule=`(has(self.plural) ? self.plural : "") == (has(oldSelf.plural) ? oldSelf.plural : "")`,message="spec.application.plural is immutable"
+// +kubebuilder:validation:XValidation:rule=`(has(self.singular) ? self.singular : "") == (has(oldSelf.singular) ? oldSelf.singular : "")`,message="spec.application.singular is immutable"
 type ApplicationNames struct {
 	// Kind is the CamelCase kind, e.g. Postgres.
 	// +kubebuilder:validation:MinLength=1
@@ -124,7 +124,7 @@ type ApplicationNames struct {
 
 // ReleaseSpec holds what the administrator sets on every HelmRelease of the kind.
 // +kubebuilder:validation:XValidation:rule="has(self.chart) != has(self.chartRef)",message="exactly one of spec.release.chart and spec.release.chartRef must be set"
-// +kubebuilder:validation:XValidation:rule="(has(self.prefix) ? self.prefix : '') == (has(oldSelf.prefix) ? oldSelf.prefix : '')",message="spec.release.prefix is immutable: every HelmRelease is named with it"
+// +kubebuilder:validation:XValidation:rule=`(has(self.prefix) ? self.prefix : "") == (has(oldSelf.prefix) ? oldSelf.prefix : "")`,message="spec.release.prefix is immutable: every HelmRelease is named with it"
 type ReleaseSpec struct {
 	// Prefix is put before the object's name to make the HelmRelease and Helm
 	// release name; defaults to the singular name and a dash ("postgres-"). Helm
