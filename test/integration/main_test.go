@@ -431,3 +431,17 @@ func waitEvent(t *testing.T, ns string, uid types.UID, reason, typ string) {
 		return fmt.Errorf("no %s event %s; have %s", typ, reason, strings.Join(reasons, ","))
 	})
 }
+
+// widgetRelease is a HelmRelease of the widget chart that chartkind did not
+// create, as a dashboard or an older integration would write it.
+func widgetRelease(ns, name, values string) *helmv2.HelmRelease {
+	return &helmv2.HelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: helmv2.HelmReleaseSpec{
+			Interval: metav1.Duration{Duration: time.Minute},
+			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
+				Chart: "widget", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts", Namespace: "flux-system"}}},
+			Values: &apiextensionsv1.JSON{Raw: []byte(values)},
+		},
+	}
+}

@@ -281,15 +281,7 @@ func TestHelmReleaseAdoptedAndPulled(t *testing.T) {
 	ns := newNamespace(t)
 	def := createDefinition(t, widgetDefinition("adoptwidget", "AdoptWidget"))
 
-	hr := &helmv2.HelmRelease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adoptwidget-legacy"},
-		Spec: helmv2.HelmReleaseSpec{
-			Interval: metav1.Duration{Duration: time.Minute},
-			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
-				Chart: "widget", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts", Namespace: "flux-system"}}},
-			Values: &apiextensionsv1.JSON{Raw: []byte(`{"replicas": 5, "size": "3Gi"}`)},
-		},
-	}
+	hr := widgetRelease(ns, "adoptwidget-legacy", `{"replicas": 5, "size": "3Gi"}`)
 	if err := env.Client.Create(context.Background(), hr); err != nil {
 		t.Fatal(err)
 	}

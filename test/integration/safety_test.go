@@ -12,7 +12,6 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,18 +29,10 @@ func TestAdoptedReleaseKeepsItsOwnSettings(t *testing.T) {
 	ns := newNamespace(t)
 	def := createDefinition(t, widgetDefinition("keepwidget", "KeepWidget"))
 
-	hr := &helmv2.HelmRelease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keepwidget-legacy"},
-		Spec: helmv2.HelmReleaseSpec{
-			Interval:        metav1.Duration{Duration: time.Minute},
-			ReleaseName:     "legacy-db",
-			TargetNamespace: "databases",
-			ValuesFrom:      []helmv2.ValuesReference{{Kind: "Secret", Name: "legacy-passwords"}},
-			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
-				Chart: "widget", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts", Namespace: "flux-system"}}},
-			Values: &apiextensionsv1.JSON{Raw: []byte(`{"replicas": 2}`)},
-		},
-	}
+	hr := widgetRelease(ns, "keepwidget-legacy", `{"replicas": 2}`)
+	hr.Spec.ReleaseName = "legacy-db"
+	hr.Spec.TargetNamespace = "databases"
+	hr.Spec.ValuesFrom = []helmv2.ValuesReference{{Kind: "Secret", Name: "legacy-passwords"}}
 	if err := env.Client.Create(context.Background(), hr); err != nil {
 		t.Fatal(err)
 	}
@@ -96,15 +87,7 @@ func TestLongestPrefixClaimsRelease(t *testing.T) {
 	longDef.Spec.Release.Prefix = "ha-pg-"
 	// The HelmRelease exists before either kind is served, so each
 	// definition's start-up resync sees it.
-	hr := &helmv2.HelmRelease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ha-pg-x"},
-		Spec: helmv2.HelmReleaseSpec{
-			Interval: metav1.Duration{Duration: time.Minute},
-			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
-				Chart: "widget", SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts", Namespace: "flux-system"}}},
-			Values: &apiextensionsv1.JSON{Raw: []byte(`{"replicas": 3}`)},
-		},
-	}
+	hr := widgetRelease(ns, "ha-pg-x", `{"replicas": 3}`)
 	if err := env.Client.Create(context.Background(), hr); err != nil {
 		t.Fatal(err)
 	}
