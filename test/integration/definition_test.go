@@ -57,6 +57,12 @@ func TestDefinitionServesChartKind(t *testing.T) {
 		!strings.HasPrefix(def.Status.SchemaDigest, "sha256:") || def.Status.ObservedGeneration != def.Generation {
 		t.Errorf("status: crdName %q chartVersion %q schemaDigest %q observedGeneration %d", def.Status.CRDName, def.Status.ChartVersion, def.Status.SchemaDigest, def.Status.ObservedGeneration)
 	}
+	// The example chart's parameters map accepts integers, strings and
+	// booleans: a union a CRD cannot express, which the condition reports.
+	if c := meta.FindStatusCondition(def.Status.Conditions, "Ready"); c == nil ||
+		!strings.Contains(c.Message, "checked only by Helm") || !strings.Contains(c.Message, "#/properties/parameters/additionalProperties") {
+		t.Errorf("Ready message does not report what the CRD cannot check: %v", c)
+	}
 	if n := def.Status.Names; n == nil || n.Kind != "Postgres" || n.Plural != "postgreses" || n.Prefix != "postgres-" || n.Group != "apps.chartkind.io" {
 		t.Errorf("status.names: %+v", n)
 	}

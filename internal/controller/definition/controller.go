@@ -251,7 +251,23 @@ func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefi
 	if serr := r.serve(ctx, def); serr != nil {
 		return "", serr
 	}
-	return fmt.Sprintf("Serving kind %s (%s)", res.CRD.Spec.Names.Kind, res.CRD.Name), nil
+	return servingMessage(res), nil
+}
+
+// servingMessage says what is served and, when the CRD checks less than the
+// chart's schema, says so: the kind works, but some invalid values will only
+// be caught when Helm renders the release. It depends only on the schema, so
+// it changes (and is written) only when the schema does.
+func servingMessage(res *generate.Result) string {
+	msg := fmt.Sprintf("Serving kind %s (%s)", res.CRD.Spec.Names.Kind, res.CRD.Name)
+	switch {
+	case res.OpenSpec:
+		msg += "; the chart has no values.schema.json, so spec accepts any values"
+	case len(res.Warnings) > 0:
+		msg += fmt.Sprintf("; %d part(s) of the schema cannot be expressed in a CRD and are checked only by Helm, e.g. %s (`chartkind generate` lists them all)",
+			len(res.Warnings), res.Warnings[0])
+	}
+	return msg
 }
 
 // generateCRD builds the CRD from the definition and chart.
