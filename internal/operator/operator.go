@@ -63,6 +63,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Logger defaults to controller-runtime's global logger.
 	Logger logr.Logger
+	// Observers are told about served and retired kinds (see definition.KindObserver),
+	// after the ones the operator sets up itself.
+	Observers []defctrl.KindObserver
 }
 
 // Operator is a configured, not yet started operator.
@@ -147,10 +150,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.Add(eng); err != nil {
 		return nil, err
 	}
+	var observers []defctrl.KindObserver
+	observers = append(observers, opts.Observers...)
 	r := &defctrl.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Engine:    eng,
+		Observers: observers,
 		Recorder:  recorder,
 		ChartsDir: opts.ChartsDir,
 	}

@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/chart"
 	"github.com/chartkind/chartkind/internal/crd"
 	names "github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/generate"
@@ -74,12 +75,25 @@ type Server interface {
 	Stop(definitionName string)
 }
 
+// KindObserver learns which kinds are served and which are retired: the
+// admission webhook loads the chart's schema, the RBAC step maintains the
+// kind's aggregated roles. KindServed is called on every successful reconcile
+// (after a restart too), so it must be idempotent and cheap when nothing
+// changed; c is nil when the definition has only an inline spec.schema.
+// KindRetired is called when the definition is deleted.
+type KindObserver interface {
+	KindServed(ctx context.Context, def *v1alpha1.ApplicationDefinition, c *chart.Chart) error
+	KindRetired(ctx context.Context, def *v1alpha1.ApplicationDefinition) error
+}
+
 // Reconciler reconciles ApplicationDefinitions.
 type Reconciler struct {
 	Client client.Client
 	// APIReader reads from the API server, bypassing the cache.
 	APIReader client.Reader
 	Engine    Server
+	// Observers are told about served and retired kinds, in order.
+	Observers []KindObserver
 	Recorder  events.EventRecorder
 	// ChartsDir holds charts as <name>/ directories or <name>-<version>.tgz files.
 	ChartsDir string
@@ -248,7 +262,7 @@ func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefi
 	if serr := r.waitEstablished(ctx, res.CRD.Name); serr != nil {
 		return "", serr
 	}
-	if serr := r.serve(ctx, def); serr != nil {
+	if serr := r.serve(ctx, def, in.Chart); serr != nil {
 		return "", serr
 	}
 	return servingMessage(res), nil
@@ -390,10 +404,15 @@ func (r *Reconciler) waitEstablished(ctx context.Context, name string) *stepErro
 	return &stepError{reason: ReasonWaitingForEstablished, message: "waiting for CustomResourceDefinition " + name + " to be established", requeue: 2 * time.Second}
 }
 
-// serve has the engine serve the kind.
-func (r *Reconciler) serve(ctx context.Context, def *v1alpha1.ApplicationDefinition) *stepError {
+// serve has the engine serve the kind and tells the observers.
+func (r *Reconciler) serve(ctx context.Context, def *v1alpha1.ApplicationDefinition, c *chart.Chart) *stepError {
 	if err := r.Engine.Serve(ctx, def); err != nil {
 		return &stepError{reason: ReasonServeFailed, message: err.Error(), transient: true}
+	}
+	for _, o := range r.Observers {
+		if err := o.KindServed(ctx, def, c); err != nil {
+			return &stepError{reason: ReasonServeFailed, message: err.Error(), transient: true}
+		}
 	}
 	return nil
 }
@@ -404,6 +423,11 @@ func (r *Reconciler) finalize(ctx context.Context, def *v1alpha1.ApplicationDefi
 		return nil
 	}
 	r.Engine.Stop(def.Name)
+	for _, o := range r.Observers {
+		if err := o.KindRetired(ctx, def); err != nil {
+			return fmt.Errorf("retiring kind of %s: %w", def.Name, err)
+		}
+	}
 	if def.Spec.DeletionPolicy == v1alpha1.DeletionDelete {
 		name := names.Effective(def).CRDName()
 		c := &apiextensionsv1.CustomResourceDefinition{}
