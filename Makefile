@@ -26,13 +26,15 @@ generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods for the API types.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the ApplicationDefinition CRD and RBAC under config/.
+manifests: $(CONTROLLER_GEN) ## Generate the ApplicationDefinition CRD and RBAC under config/, and the Helm chart's copies of them.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=chartkind-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
+	rm -f charts/chartkind/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/chartkind/files/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml charts/chartkind/files/rbac/
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files are out of date.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run gofmt.

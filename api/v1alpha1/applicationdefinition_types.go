@@ -43,6 +43,17 @@ type ApplicationDefinitionSpec struct {
 	// +kubebuilder:default=Retain
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// AcceptSchemaChange applies one breaking schema change deliberately. When
+	// a new chart version (or a changed spec.schema) would make existing
+	// objects invalid or make the API server drop some of their fields,
+	// chartkind keeps serving the previous CRD and its Ready condition
+	// (reason IncompatibleSchemaChange) names the objects and fields and the
+	// schema digest of the refused schema. Setting this field to that digest
+	// applies that schema, and only that one.
+	// +kubebuilder:validation:Pattern=`^sha256:[0-9a-f]{64}$`
+	// +optional
+	AcceptSchemaChange string `json:"acceptSchemaChange,omitempty"`
 }
 
 // DefaultsPolicy says whether chart defaults are applied by the API server.
@@ -224,9 +235,23 @@ type ApplicationDefinitionStatus struct {
 	// +optional
 	ChartVersion string `json:"chartVersion,omitempty"`
 
-	// SchemaDigest is the sha256 digest of the schema the CRD was generated from.
+	// SchemaDigest is the sha256 digest of the schema (and values.yaml) the
+	// served CRD was generated from.
 	// +optional
 	SchemaDigest string `json:"schemaDigest,omitempty"`
+
+	// ArtifactDigest is the digest of the Flux artifact the served chart was
+	// read from; empty when the chart came from elsewhere.
+	// +optional
+	ArtifactDigest string `json:"artifactDigest,omitempty"`
+
+	// Objects is the number of application objects of the kind.
+	// +optional
+	Objects int32 `json:"objects"`
+
+	// ReadyObjects is the number of those whose HelmRelease is Ready.
+	// +optional
+	ReadyObjects int32 `json:"readyObjects"`
 }
 
 // EffectiveNames are the names of a kind after defaulting.
@@ -246,6 +271,8 @@ type EffectiveNames struct {
 // +kubebuilder:printcolumn:name="CRD",type=string,JSONPath=`.status.crdName`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Chart",type=string,JSONPath=`.status.chartVersion`
+// +kubebuilder:printcolumn:name="Objects",type=integer,JSONPath=`.status.objects`
+// +kubebuilder:printcolumn:name="Ready Objects",type=integer,JSONPath=`.status.readyObjects`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ApplicationDefinition struct {

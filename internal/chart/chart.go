@@ -1,6 +1,8 @@
 // Package chart reads what chartkind needs from a Helm chart: its name and
 // version, its values.schema.json and its values.yaml. Charts are loaded with
-// Helm's own loader, so whatever Helm installs, chartkind reads the same way.
+// Helm's own loader, so whatever Helm installs, chartkind reads the same way;
+// the loaded chart is kept too, so that values can be merged and checked by
+// Helm's own code (internal/valuescheck) rather than by an imitation of it.
 package chart
 
 import (
@@ -27,6 +29,12 @@ type Chart struct {
 	Values []byte
 	// Source says where the chart was read from, for messages.
 	Source string
+	// Helm is the chart as Helm's loader returned it, subcharts included. It
+	// is what Helm merges values with (values.yaml of the chart and of every
+	// subchart, import-values, conditions) and validates against every
+	// schema, so exact validation needs it rather than Schema and Values
+	// alone. nil for a Chart built by hand. Shared: treat it as read-only.
+	Helm *helmchart.Chart
 }
 
 // Load reads a chart directory or packaged chart (.tgz) from path.
@@ -42,7 +50,7 @@ func Load(path string) (*Chart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", path, err)
 	}
-	return fromHelm(c, path), nil
+	return FromHelm(c, path), nil
 }
 
 // LoadArchive reads a packaged chart from memory, e.g. a downloaded artifact.
@@ -54,11 +62,13 @@ func LoadArchive(data []byte, source string) (*Chart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", source, err)
 	}
-	return fromHelm(c, source), nil
+	return FromHelm(c, source), nil
 }
 
-func fromHelm(c *helmchart.Chart, source string) *Chart {
-	out := &Chart{Name: c.Name(), Version: c.Metadata.Version, Schema: c.Schema, Source: source}
+// FromHelm wraps a chart Helm has already loaded (e.g. by a caller that read it
+// from a Flux artifact); source says where it came from, for messages.
+func FromHelm(c *helmchart.Chart, source string) *Chart {
+	out := &Chart{Name: c.Name(), Version: c.Metadata.Version, Schema: c.Schema, Source: source, Helm: c}
 	for _, f := range c.Raw {
 		if f.Name == "values.yaml" {
 			out.Values = f.Data

@@ -78,6 +78,10 @@ type Options struct {
 	Logger logr.Logger
 	// RateLimiter overrides the queue's default per-item exponential backoff.
 	RateLimiter workqueue.TypedRateLimiter[Key]
+	// ObjectsChanged, when set, is called (from an informer goroutine; it
+	// must not block) when an object of a kind is added or deleted, so that
+	// counts of objects can be kept up to date.
+	ObjectsChanged func(definitionName string)
 }
 
 // Engine serves application kinds. Create it with New, run it with Start.
@@ -112,6 +116,8 @@ type kindState struct {
 	// synced is set once the informer has synced; until then Serve has not
 	// succeeded and a later Serve starts the kind again.
 	synced bool
+	// store is the informer's cache of the kind's objects (metadata only).
+	store cache.Store
 }
 
 // New returns an engine that watches application objects with meta, reads
@@ -260,7 +266,10 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 		e.Enqueue(Key{Definition: defName, GVR: gvr, Namespace: m.GetNamespace(), Name: m.GetName()})
 	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue,
+		AddFunc: func(obj any) {
+			enqueue(obj)
+			e.objectsChanged(defName)
+		},
 		UpdateFunc: func(o, n any) {
 			// Status-only updates (chartkind's own status writes among them)
 			// change neither generation nor deletion: nothing to mirror.
@@ -272,7 +281,10 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 			}
 			enqueue(n)
 		},
-		DeleteFunc: enqueue,
+		DeleteFunc: func(obj any) {
+			enqueue(obj)
+			e.objectsChanged(defName)
+		},
 	}); err != nil {
 		cancel()
 		return fmt.Errorf("serving %s: %w", def.Name, err)
@@ -280,7 +292,7 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 	// Record the kind before its informer runs: the events of the initial
 	// list must find it when workers pick them up.
 	done := make(chan struct{})
-	state := &kindState{def: def.DeepCopy(), gvr: gvr, hash: hash, cancel: cancel, done: done}
+	state := &kindState{def: def.DeepCopy(), gvr: gvr, hash: hash, cancel: cancel, done: done, store: inf.GetStore()}
 	e.mu.Lock()
 	e.kinds[def.Name] = state
 	e.mu.Unlock()
@@ -322,6 +334,24 @@ func (e *Engine) Serving(definitionName string) bool {
 	defer e.mu.RUnlock()
 	k, ok := e.kinds[definitionName]
 	return ok && k.synced
+}
+
+// ObjectCount returns the number of objects of the named definition's kind,
+// from the kind's watch cache; false when the kind is not served.
+func (e *Engine) ObjectCount(definitionName string) (int, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	k, ok := e.kinds[definitionName]
+	if !ok || !k.synced || k.store == nil {
+		return 0, false
+	}
+	return len(k.store.ListKeys()), true
+}
+
+func (e *Engine) objectsChanged(definitionName string) {
+	if e.opts.ObjectsChanged != nil {
+		e.opts.ObjectsChanged(definitionName)
+	}
 }
 
 // Enqueue adds key to the work queue.

@@ -241,6 +241,7 @@ func (m *Mirror) syncValues(ctx context.Context, t *target, obj *unstructured.Un
 		return nil, nil, err
 	}
 	hrValues, err := decodeValues(hr.Spec.Values)
+	hrValuesOK := err == nil
 	if err != nil {
 		hrValues = nil // not an object: replaced by the object's values below
 	}
@@ -258,16 +259,24 @@ func (m *Mirror) syncValues(ctx context.Context, t *target, obj *unstructured.Un
 			return nil, nil, errorf("HelmRelease %s is gone or going, retrying", t.releaseKey())
 		}
 		hr = fresh
-		if hrValues, err = decodeValues(hr.Spec.Values); err != nil {
+		hrValues, err = decodeValues(hr.Spec.Values)
+		hrValuesOK = err == nil
+		if err != nil {
 			hrValues = nil
 		}
 		hrDigest = digest(hrValues)
 		linked = ownedBy(hr, obj)
 	}
 
+	// The object's spec can differ from the last synchronised values without
+	// anyone editing it: the API server applies a new schema's defaults, or
+	// prunes, when it reads a stored object. Only a change of generation is
+	// an edit; anything else must not upgrade the release.
+	edited := !linked || !hrValuesOK || hr.Annotations[AnnotationGeneration] != strconv.FormatInt(obj.GetGeneration(), 10)
+	desired := objValues
 	switch {
 	case objDigest == hrDigest:
-	case linked && last != "" && last == objDigest && hrDigest != last:
+	case linked && last != "" && hrDigest != last && (last == objDigest || !edited):
 		// Edited on the HelmRelease only: pull into the object.
 		pulled, err := m.pull(ctx, t, obj, hr, hrValues)
 		if err != nil {
@@ -276,13 +285,17 @@ func (m *Mirror) syncValues(ctx context.Context, t *target, obj *unstructured.Un
 		if pulled != nil {
 			obj, objValues = pulled, hrValues
 		}
+		desired = objValues
+	case !edited:
+		// Not edited: the HelmRelease keeps the values last synchronised.
+		desired = hrValues
 	case linked && last != "" && last != objDigest && last != hrDigest:
 		m.warn(obj, hr, EventConflictObjectWins, "SyncValues",
 			"Both the object and HelmRelease %s changed the values since they were last in step: the object's values win", hr.Name)
 	}
 
 	updated := hr.DeepCopy()
-	m.applyDesired(t, obj, updated, objValues)
+	m.applyDesired(t, obj, updated, desired)
 	if releaseEqual(hr, updated) {
 		return obj, hr, nil
 	}
@@ -323,9 +336,11 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		return err
 	}
 	old := st.deepCopy()
-	values, err := specValues(obj)
+	// The values last in step are the HelmRelease's: the object's spec may
+	// also hold what the API server added on read (see syncValues).
+	values, err := decodeValues(hr.Spec.Values)
 	if err != nil {
-		return err
+		return errorf("HelmRelease %s values: %w", hr.Name, err)
 	}
 	st.ValuesDigest = digest(values)
 	st.Release = &releaseRef{Name: hr.Name, Namespace: hr.Namespace}

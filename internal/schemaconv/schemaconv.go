@@ -275,6 +275,27 @@ func compile(doc any) (*jsonschema.Schema, map[string]bool, error) {
 	return sch, remote, nil
 }
 
+// Compile parses and compiles a chart schema with the settings Convert uses
+// (Helm 3.22's, remote documents replaced by accept-anything stand-ins), so
+// code that validates values (internal/valuescheck) checks against the very
+// graph the CRD was converted from. remote lists the external documents that
+// were stood in for, sorted; errors are *PathError.
+func Compile(schemaJSON []byte) (sch *jsonschema.Schema, remote []string, err error) {
+	doc, err := parseSchemaJSON(schemaJSON)
+	if err != nil {
+		return nil, nil, err
+	}
+	sch, loaded, err := compile(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	for u := range loaded {
+		remote = append(remote, u)
+	}
+	sort.Strings(remote)
+	return sch, remote, nil
+}
+
 func compileSafe(c *jsonschema.Compiler) (s *jsonschema.Schema, err error) {
 	defer func() {
 		if r := recover(); r != nil {

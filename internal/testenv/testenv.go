@@ -52,6 +52,12 @@ type Options struct {
 	// helm-controller v2 and source-controller v1.
 	AddToScheme []func(*runtime.Scheme) error
 
+	// Webhooks are admission webhook configurations envtest installs once the API server is up:
+	// it generates a CA and serving certificate and points each webhook's clientConfig (a Service
+	// with a path) at https://127.0.0.1:<port>/<path>. Env.Webhooks then says where to serve them
+	// (LocalServingHost, LocalServingPort, LocalServingCertDir with tls.crt and tls.key).
+	Webhooks envtest.WebhookInstallOptions
+
 	// StartTimeout bounds the start of each component. Default: 90s (generous because the CI
 	// machines have 2 cores and run several test packages in parallel).
 	StartTimeout time.Duration
@@ -79,6 +85,8 @@ type Env struct {
 	KubectlPath string
 	// SourceControllerStorageURL is source-controller's artifact server (when Options.Flux).
 	SourceControllerStorageURL string
+	// Webhooks are the installed Options.Webhooks, with the address and certificates to serve them.
+	Webhooks *envtest.WebhookInstallOptions
 
 	envtest  *envtest.Environment
 	watchdog *watchdog
@@ -278,6 +286,7 @@ func (e *Env) startAPIServer(opts Options, bins map[string]string) error {
 		ControlPlaneStartTimeout: opts.StartTimeout,
 		ControlPlaneStopTimeout:  stopGracePeriod * 2,
 		Scheme:                   e.Scheme,
+		WebhookInstallOptions:    opts.Webhooks,
 	}
 	// Absolute paths, so that KUBEBUILDER_ASSETS or TEST_ASSET_* in the caller's environment
 	// cannot swap the pinned binaries for others.
@@ -313,6 +322,7 @@ func (e *Env) startAPIServer(opts Options, bins map[string]string) error {
 	}
 	envtestStartMu.Unlock()
 	e.envtest = te
+	e.Webhooks = &te.WebhookInstallOptions
 	if startErr != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd: %w", startErr)
 	}

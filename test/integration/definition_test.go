@@ -145,7 +145,8 @@ func TestDefinitionServesChartKind(t *testing.T) {
 }
 
 // A definition whose inline schema is not a valid schema is refused with
-// SchemaInvalid; one naming a chart that is not there with ChartNotFound.
+// SchemaInvalid; one naming a chart whose Flux source is not there with
+// SourceNotFound.
 func TestDefinitionFailures(t *testing.T) {
 	startOperator(t)
 	bad := widgetDefinition("badschema", "BadSchema")
@@ -163,7 +164,10 @@ func TestDefinitionFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { deleteDefinition(t, missing.Name) })
-	def := waitDefinitionReason(t, missing.Name, "ChartNotFound")
+	def := waitDefinitionReason(t, missing.Name, "SourceNotFound")
+	if c := meta.FindStatusCondition(def.Status.Conditions, "Ready"); !strings.Contains(c.Message, "HelmRepository flux-system/charts") {
+		t.Errorf("Ready message %q does not name the missing source", c.Message)
+	}
 	if c := meta.FindStatusCondition(def.Status.Conditions, "Ready"); c.Status != metav1.ConditionFalse {
 		t.Errorf("Ready = %s, want False", c.Status)
 	}

@@ -84,6 +84,8 @@ func TestNoWritesInSteadyState(t *testing.T) {
 		}
 		return nil
 	})
+	// The definition's counts converge too (written at most every 2s).
+	waitCounts(t, def.Name, 5, 1)
 	time.Sleep(time.Second)
 	before := resourceVersions(t, def, ns)
 	time.Sleep(4 * time.Second)

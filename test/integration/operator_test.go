@@ -138,7 +138,8 @@ func TestLeaderElection(t *testing.T) {
 	waitRelease(t, ns, "electwidget-led", nil)
 }
 
-// A definition using chartRef needs an inline schema; with one, its
+// A definition whose chartRef names a missing OCIRepository says so
+// (SourceNotFound); with an inline schema it is served anyway and its
 // HelmReleases use the chartRef.
 func TestChartRefDefinition(t *testing.T) {
 	startOperator(t)
@@ -151,7 +152,7 @@ func TestChartRefDefinition(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { deleteDefinition(t, noSchema.Name) })
-	waitDefinitionReason(t, noSchema.Name, "ChartNotFound")
+	waitDefinitionReason(t, noSchema.Name, "SourceNotFound")
 
 	def := widgetDefinition("refwidget", "RefWidget")
 	def.Spec.Release.Chart = nil

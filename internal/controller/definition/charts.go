@@ -8,35 +8,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/chart"
-	"github.com/chartkind/chartkind/internal/generate"
 )
-
-// resolveSchema finds what the CRD is generated from: the definition's inline
-// schema, or the chart named by spec.release.chart in the charts directory.
-// It returns the chart version the schema came from ("" for an inline schema
-// without a chart).
-func (r *Reconciler) resolveSchema(def *v1alpha1.ApplicationDefinition) (generate.Input, string, *stepError) {
-	in := generate.Input{Definition: def}
-	inline := def.Spec.Schema != nil && len(def.Spec.Schema.Raw) > 0
-	rel := def.Spec.Release
-	if rel.Chart == nil {
-		if inline {
-			return in, "", nil
-		}
-		return in, "", fail(ReasonChartNotFound, "spec.release.chartRef is set: reading charts from Flux sources is not supported yet, so spec.schema is required")
-	}
-	c, err := FindChart(r.ChartsDir, rel.Chart.Name, rel.Chart.Version)
-	if err != nil {
-		if inline {
-			return in, "", nil
-		}
-		return in, "", fail(ReasonChartNotFound, "%v", err)
-	}
-	in.Chart = c
-	return in, c.Version, nil
-}
 
 // FindChart looks in dir for the chart called name whose version satisfies
 // constraint (any version when empty or "*"): a directory <name>/ or an archive

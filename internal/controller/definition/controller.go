@@ -10,12 +10,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -41,7 +43,12 @@ import (
 	"github.com/chartkind/chartkind/internal/crd"
 	names "github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/generate"
+	"github.com/chartkind/chartkind/internal/source"
 )
+
+// sourceRetry is how often a definition whose source is missing or not ready
+// is looked at again, in case an event was missed; sources are watched.
+const sourceRetry = 5 * time.Minute
 
 // Finalizer lets the controller stop the kind, and delete the CRD when asked
 // to, before a definition goes.
@@ -97,8 +104,15 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	// ChartsDir holds charts as <name>/ directories or <name>-<version>.tgz files.
 	ChartsDir string
+	// Fetcher downloads chart artifacts from source-controller; defaults to
+	// a Fetcher with default limits.
+	Fetcher *source.Fetcher
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
+
+	fetcherOnce sync.Once
+	// generated caches the last CRD generated per definition, by input.
+	generated sync.Map
 
 	// applied maps a CRD name to the generation chartkind's last apply left it at.
 	applied sync.Map
@@ -112,6 +126,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.ApplicationDefinition{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
 		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.definitionsForCRD)).
 		Watches(&v1alpha1.ApplicationDefinition{}, handler.EnqueueRequestsFromMapFunc(r.conflictingDefinitions)).
+		Watches(&sourcev1.HelmChart{}, handler.EnqueueRequestsFromMapFunc(r.definitionsForSource(sourcev1.HelmChartKind)),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return artifactChanged(e.ObjectOld, e.ObjectNew) }})).
+		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.definitionsForSource(sourcev1.OCIRepositoryKind)),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return artifactChanged(e.ObjectOld, e.ObjectNew) }})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Complete(r)
 }
@@ -243,18 +261,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // runSteps runs every step in order and returns the Ready message, or the first failure.
 func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefinition) (string, *stepError) {
-	in, chartVersion, serr := r.resolveSchema(def)
+	src, serr := r.resolveSchema(ctx, def)
 	if serr != nil {
-		return "", serr
+		return "", r.keepServing(ctx, def, serr)
 	}
-	def.Status.ChartVersion = chartVersion
-	res, serr := r.generateCRD(in)
+	res, serr := r.generateCRD(src)
 	if serr != nil {
-		return "", serr
+		return "", r.keepServing(ctx, def, serr)
 	}
-	def.Status.SchemaDigest = res.SchemaDigest
 	if serr := r.checkConflicts(ctx, def, res.CRD); serr != nil {
 		return "", serr
+	}
+	if serr := r.checkSchemaChange(ctx, def, res, src); serr != nil {
+		return "", r.keepServing(ctx, def, serr)
 	}
 	if serr := r.applyCRD(ctx, res.CRD); serr != nil {
 		return "", serr
@@ -262,10 +281,53 @@ func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefi
 	if serr := r.waitEstablished(ctx, res.CRD.Name); serr != nil {
 		return "", serr
 	}
-	if serr := r.serve(ctx, def, in.Chart); serr != nil {
+	// What is served, once the API server serves it.
+	def.Status.ChartVersion = src.chartVersion
+	def.Status.ArtifactDigest = src.artifactDigest
+	def.Status.SchemaDigest = res.SchemaDigest
+	if serr := r.serve(ctx, def, src.in.Chart); serr != nil {
 		return "", serr
 	}
 	return servingMessage(res), nil
+}
+
+// keepServing goes on serving the kind with the CRD already in place when the
+// new schema cannot be had (the source is down, the new chart's schema is
+// broken or its change refused): objects keep being mirrored, and the CRD is
+// left as it is. It returns serr, for the condition.
+func (r *Reconciler) keepServing(ctx context.Context, def *v1alpha1.ApplicationDefinition, serr *stepError) *stepError {
+	name := names.Effective(def).CRDName()
+	c := &apiextensionsv1.CustomResourceDefinition{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, c); err != nil {
+		return serr
+	}
+	if c.Labels[crd.ManagedByLabel] != crd.ManagedByValue || c.Labels[crd.DefinitionLabel] != def.Name || c.DeletionTimestamp != nil || !established(c) {
+		return serr
+	}
+	if err := r.Engine.Serve(ctx, def); err != nil {
+		return serr
+	}
+	if def.Status.SchemaDigest != "" {
+		serr.message += fmt.Sprintf("; still serving the CustomResourceDefinition generated from chart version %s (schema %s)",
+			orUnknown(def.Status.ChartVersion), def.Status.SchemaDigest)
+	}
+	return serr
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func established(c *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
 
 // servingMessage says what is served and, when the CRD checks less than the
@@ -284,13 +346,49 @@ func servingMessage(res *generate.Result) string {
 	return msg
 }
 
-// generateCRD builds the CRD from the definition and chart.
-func (r *Reconciler) generateCRD(in generate.Input) (*generate.Result, *stepError) {
-	res, err := generate.CRD(in)
-	if err != nil {
-		return nil, fail(ReasonSchemaInvalid, "%v", err)
+// generateCRD builds the CRD from the definition and chart. Conversion of a
+// large schema takes a good part of a second, so the last result per
+// definition is kept and reused while its inputs are unchanged.
+func (r *Reconciler) generateCRD(src resolved) (*generate.Result, *stepError) {
+	key, err := generationKey(src.in)
+	if err == nil {
+		if v, ok := r.generated.Load(src.in.Definition.Name); ok && v.(cachedCRD).key == key {
+			return v.(cachedCRD).res, nil
+		}
+	}
+	res, gerr := generate.CRD(src.in)
+	if gerr != nil {
+		return nil, fail(ReasonSchemaInvalid, "%v", gerr)
+	}
+	if err == nil {
+		r.generated.Store(src.in.Definition.Name, cachedCRD{key: key, res: res})
 	}
 	return res, nil
+}
+
+type cachedCRD struct {
+	key string
+	res *generate.Result
+}
+
+// generationKey identifies everything generate.CRD reads.
+func generationKey(in generate.Input) (string, error) {
+	var chartID [4]string
+	if c := in.Chart; c != nil {
+		chartID = [4]string{c.Name, c.Version, c.Source, generate.Digest(c.Schema, c.Values)}
+	}
+	b, err := json.Marshal(struct {
+		Name   string
+		UID    types.UID
+		Labels map[string]string
+		Spec   v1alpha1.ApplicationDefinitionSpec
+		Chart  [4]string
+	}{in.Definition.Name, in.Definition.UID, in.Definition.Labels, in.Definition.Spec, chartID})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // checkConflicts refuses a CRD another definition claimed first, and a CRD
@@ -423,6 +521,10 @@ func (r *Reconciler) finalize(ctx context.Context, def *v1alpha1.ApplicationDefi
 		return nil
 	}
 	r.Engine.Stop(def.Name)
+	r.generated.Delete(def.Name)
+	if serr := r.cleanupHelmCharts(ctx, def, types.NamespacedName{}); serr != nil {
+		return errors.New(serr.message)
+	}
 	for _, o := range r.Observers {
 		if err := o.KindRetired(ctx, def); err != nil {
 			return fmt.Errorf("retiring kind of %s: %w", def.Name, err)

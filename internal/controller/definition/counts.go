@@ -1,0 +1,142 @@
+package definition
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+)
+
+// ObjectCounter counts the objects of a served kind from its watch cache; the
+// engine implements it.
+type ObjectCounter interface {
+	ObjectCount(definitionName string) (int, bool)
+}
+
+// CountsReconciler keeps status.objects and status.readyObjects of every
+// definition. It is separate from the definition controller so that the
+// thousands of object and HelmRelease events of a busy kind never run the
+// schema steps: it only counts from caches and writes when a count changed,
+// at most once per MinInterval per definition.
+type CountsReconciler struct {
+	// Client reads definitions and HelmReleases from the manager's cache.
+	Client  client.Client
+	Counter ObjectCounter
+	// MinInterval between two status writes of one definition; defaults to 2s.
+	MinInterval time.Duration
+
+	mu    sync.Mutex
+	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
+	last  map[string]time.Time
+}
+
+// ObjectsChanged queues a recount of the definition's objects. It never
+// blocks, so the engine can call it from its informers.
+func (r *CountsReconciler) ObjectsChanged(definitionName string) {
+	r.mu.Lock()
+	q := r.queue
+	r.mu.Unlock()
+	if q != nil {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: definitionName}})
+	}
+}
+
+// SetupWithManager registers the controller: definitions (created or
+// changed), HelmReleases of chartkind's kinds (created, deleted, Ready
+// changed) and the engine's object events all trigger a recount.
+func (r *CountsReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.last = map[string]time.Time{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("applicationdefinition-objects").
+		For(&v1alpha1.ApplicationDefinition{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&helmv2.HelmRelease{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if d := o.GetLabels()[releaseDefinitionLabel]; d != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: d}}}
+			}
+			return nil
+		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return releaseReady(e.ObjectOld) != releaseReady(e.ObjectNew) ||
+				e.ObjectOld.GetLabels()[releaseDefinitionLabel] != e.ObjectNew.GetLabels()[releaseDefinitionLabel]
+		}})).
+		WatchesRawSource(crsource.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			r.mu.Lock()
+			r.queue = q
+			r.mu.Unlock()
+			return nil
+		})).
+		Complete(r)
+}
+
+func releaseReady(o client.Object) bool {
+	hr, ok := o.(*helmv2.HelmRelease)
+	if !ok {
+		return false
+	}
+	return apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition)
+}
+
+// Reconcile recounts one definition's objects.
+func (r *CountsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	def := &v1alpha1.ApplicationDefinition{}
+	if err := r.Client.Get(ctx, req.NamespacedName, def); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if def.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	total, ok := r.Counter.ObjectCount(def.Name)
+	if !ok {
+		// Not served (yet): the count is unknown, leave it.
+		return ctrl.Result{}, nil
+	}
+	var list helmv2.HelmReleaseList
+	if err := r.Client.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	ready := 0
+	for i := range list.Items {
+		hr := &list.Items[i]
+		if metav1.GetControllerOf(hr) != nil && hr.DeletionTimestamp == nil && apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition) {
+			ready++
+		}
+	}
+	ready = min(ready, total)
+	if def.Status.Objects == int32(total) && def.Status.ReadyObjects == int32(ready) {
+		return ctrl.Result{}, nil
+	}
+	minInterval := r.MinInterval
+	if minInterval <= 0 {
+		minInterval = 2 * time.Second
+	}
+	r.mu.Lock()
+	wait := minInterval - time.Since(r.last[def.Name])
+	r.mu.Unlock()
+	if wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	orig := def.DeepCopy()
+	def.Status.Objects, def.Status.ReadyObjects = int32(total), int32(ready)
+	if err := r.Client.Status().Patch(ctx, def, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.mu.Lock()
+	r.last[def.Name] = time.Now()
+	r.mu.Unlock()
+	return ctrl.Result{}, nil
+}

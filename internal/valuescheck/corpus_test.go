@@ -1,0 +1,313 @@
+package valuescheck
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	helmchart "helm.sh/helm/v3/pkg/chart"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/chart"
+	"github.com/chartkind/chartkind/internal/corpus"
+	"github.com/chartkind/chartkind/internal/crd"
+	"github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/generate"
+)
+
+// TestCorpusAgreement is the agreement test against Helm as the oracle. For
+// every chart of the shared corpus it generates valid and invalid specs by
+// mutating values.yaml along the schema (mutate_test.go) and checks each twice:
+//
+//   - Validate alone gives Helm's verdict: Validate(spec) accepts exactly when
+//     `helm install` with spec as the values accepts (helmVerdict: merge with
+//     the chart's values, validate against the schema).
+//   - What a user sees at admission gives Helm's verdict: the API server's
+//     handling of the generated CRD (pruning, nulls of non-nullable fields
+//     dropped, OpenAPI and CEL validation; anything pruned counts as refused,
+//     as with kubectl's default --validate=strict) and then the webhook's
+//     Validate on the object as stored. The verdict to match is Helm's on what
+//     it would be given: the stored spec when the API server admits it, else
+//     the spec as written.
+//
+// Any disagreement fails the test, listing chart, mutation, field and both
+// sides' messages.
+func TestCorpusAgreement(t *testing.T) {
+	quietHelm(t)
+	charts := corpus.Load(t)
+	var (
+		mu    sync.Mutex
+		total = newStats()
+	)
+	t.Run("chart", func(t *testing.T) {
+		for _, cc := range charts {
+			t.Run(cc.Name, func(t *testing.T) {
+				t.Parallel()
+				st := agree(t, cc)
+				mu.Lock()
+				total.merge(st)
+				mu.Unlock()
+			})
+		}
+	})
+	total.log(t)
+	if n := len(total.disagreements); n > 0 {
+		shown := total.disagreements
+		if len(shown) > 15 {
+			shown = shown[:15]
+		}
+		t.Fatalf("%d disagreement(s) with Helm; the first:\n%s", n, strings.Join(shown, "\n"))
+	}
+	if len(charts) < 60 {
+		t.Fatalf("the corpus has %d charts, expected 60", len(charts))
+	}
+}
+
+// casesFor bounds the cases of a chart: Helm compiles the schema for every
+// verdict, so big schemas get fewer cases (compiling the largest takes ~50 ms).
+func casesFor(schemaSize int) int {
+	return max(40, min(150, 6_000_000/max(schemaSize, 1)))
+}
+
+func agree(t *testing.T, cc corpus.Chart) *stats {
+	st := newStats()
+	c, err := chart.Load(cc.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := definition.ForChart(c.Name, c.Version, v1alpha1.ChartTemplate{Name: c.Name, SourceRef: helmv2.CrossNamespaceObjectReference{Kind: "HelmRepository", Name: "charts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := generate.CRD(generate.Input{Definition: def, Chart: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker, err := crd.NewChecker(res.CRD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oracle := c.Helm
+	if len(v.Unchecked()) > 0 {
+		oracle = withLocalStandIns(t, c.Helm)
+		st.standIns++
+	}
+	apiVersion := res.CRD.Spec.Group + "/" + crd.Version
+	kind := res.CRD.Spec.Names.Kind
+
+	for _, m := range pick(mutations(v.root, c.Helm.Values), casesFor(len(c.Schema))) {
+		specJSON := mustJSON(t, m.spec)
+		obj := map[string]any{
+			"apiVersion": apiVersion,
+			"kind":       kind,
+			"metadata":   map[string]any{"name": "x", "namespace": "default"},
+			"spec":       asAPIServerDecodes(t, specJSON),
+		}
+		pruned, crdErrs := checker.Check(obj)
+		stored, _ := obj["spec"].(map[string]any)
+		storedJSON := mustJSON(t, stored)
+
+		helmUser := helmVerdict(oracle, specJSON)
+		helmStored := helmUser
+		if !bytes.Equal(storedJSON, specJSON) {
+			helmStored = helmVerdict(oracle, storedJSON)
+			st.normalized++
+		}
+		webUser := v.Validate(asAPIServerDecodes(t, specJSON))
+		webStored := webUser
+		if !bytes.Equal(storedJSON, specJSON) {
+			webStored = v.Validate(stored)
+		}
+		crdOK := len(pruned) == 0 && len(crdErrs) == 0
+		expected := helmUser
+		if crdOK {
+			expected = helmStored
+		}
+		combinedOK := crdOK && len(webStored) == 0
+
+		k := st.kind(m.kind)
+		k.total++
+		if helmUser == nil {
+			k.valid++
+		}
+		if !crdOK {
+			k.crdRefused++
+		} else if len(webStored) > 0 {
+			k.webhookOnly++
+		}
+		agreeAlone := (len(webUser) == 0) == (helmUser == nil) && (len(webStored) == 0) == (helmStored == nil)
+		agreeCombined := combinedOK == (expected == nil)
+		if agreeAlone {
+			st.agreeAlone++
+		}
+		if agreeCombined {
+			st.agreeCombined++
+		}
+		if !agreeAlone || !agreeCombined {
+			st.disagreements = append(st.disagreements, fmt.Sprintf("%s: %s %s\n    spec: %s\n    Helm: %s\n    Validate: %s\n    CRD: pruned %v, errors %s",
+				c.Name, m, verdictWord(!agreeAlone, !agreeCombined), truncate(string(specJSON), 300), errText(expected),
+				truncate(lines(webStored), 300), pruned, truncate(lines(crdErrs), 300)))
+		}
+	}
+	if len(st.disagreements) > 0 {
+		t.Errorf("%d disagreement(s) with Helm", len(st.disagreements))
+	}
+	return st
+}
+
+func verdictWord(alone, combined bool) string {
+	switch {
+	case alone && combined:
+		return "(Validate alone and combined verdict differ from Helm)"
+	case alone:
+		return "(Validate alone differs from Helm)"
+	}
+	return "(combined CRD + webhook verdict differs from Helm)"
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "accepted"
+	}
+	return truncate(strings.TrimSpace(err.Error()), 400)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// withLocalStandIns returns a copy of the chart whose schema refers, wherever
+// it refers to an external document, to a local schema that accepts anything:
+// what the validator stands in for such documents with. Helm itself would
+// fetch them, which a test must not do (and the corpus does not hold them).
+func withLocalStandIns(t *testing.T, hc *helmchart.Chart) *helmchart.Chart {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(hc.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, ok := doc.(map[string]any)
+	if !ok {
+		t.Fatal("schema is not an object")
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if r, ok := x["$ref"].(string); ok && !strings.HasPrefix(r, "#") {
+				x["$ref"] = "#/$defs/chartkindStandIn"
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(root)
+	defs, _ := root["$defs"].(map[string]any)
+	if defs == nil {
+		defs = map[string]any{}
+		root["$defs"] = defs
+	}
+	defs["chartkindStandIn"] = map[string]any{}
+	cp := *hc
+	cp.Schema = mustJSON(t, root)
+	return &cp
+}
+
+type kindStats struct {
+	total, valid, crdRefused, webhookOnly int
+}
+
+type stats struct {
+	kinds                     map[string]*kindStats
+	agreeAlone, agreeCombined int
+	normalized                int // cases the API server changed (nulls dropped) before Helm would see them
+	standIns                  int // charts whose external $refs were stood in for
+	disagreements             []string
+	charts                    int
+}
+
+func newStats() *stats { return &stats{kinds: map[string]*kindStats{}} }
+
+func (s *stats) kind(k string) *kindStats {
+	if s.kinds[k] == nil {
+		s.kinds[k] = &kindStats{}
+	}
+	return s.kinds[k]
+}
+
+func (s *stats) merge(o *stats) {
+	for k, v := range o.kinds {
+		d := s.kind(k)
+		d.total += v.total
+		d.valid += v.valid
+		d.crdRefused += v.crdRefused
+		d.webhookOnly += v.webhookOnly
+	}
+	s.agreeAlone += o.agreeAlone
+	s.agreeCombined += o.agreeCombined
+	s.normalized += o.normalized
+	s.standIns += o.standIns
+	s.disagreements = append(s.disagreements, o.disagreements...)
+	s.charts++
+}
+
+func (s *stats) log(t *testing.T) {
+	var all kindStats
+	kinds := append([]string(nil), kindOrder...)
+	for k := range s.kinds {
+		if !contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	sort.SliceStable(kinds, func(i, j int) bool { return indexOf(kindOrder, kinds[i]) < indexOf(kindOrder, kinds[j]) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-16s %6s %6s %8s %12s %13s\n", "mutation", "cases", "valid", "invalid", "CRD refuses", "webhook only")
+	for _, k := range kinds {
+		v := s.kinds[k]
+		if v == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%-16s %6d %6d %8d %12d %13d\n", k, v.total, v.valid, v.total-v.valid, v.crdRefused, v.webhookOnly)
+		all.total += v.total
+		all.valid += v.valid
+		all.crdRefused += v.crdRefused
+		all.webhookOnly += v.webhookOnly
+	}
+	fmt.Fprintf(&b, "%-16s %6d %6d %8d %12d %13d\n", "all", all.total, all.valid, all.total-all.valid, all.crdRefused, all.webhookOnly)
+	if all.total == 0 {
+		t.Fatal("no cases were generated")
+	}
+	t.Logf("agreement with Helm over %d charts, %d cases (%d valid, %d invalid; %d changed by the API server before Helm would see them; %d chart(s) with external $refs stood in for):\n"+
+		"  Validate alone:         %d/%d (%.2f%%)\n  CRD + webhook combined: %d/%d (%.2f%%)\n%s",
+		s.charts, all.total, all.valid, all.total-all.valid, s.normalized, s.standIns,
+		s.agreeAlone, all.total, 100*float64(s.agreeAlone)/float64(all.total),
+		s.agreeCombined, all.total, 100*float64(s.agreeCombined)/float64(all.total), b.String())
+}
+
+func contains(l []string, s string) bool { return indexOf(l, s) < len(l) }
+
+func indexOf(l []string, s string) int {
+	for i, x := range l {
+		if x == s {
+			return i
+		}
+	}
+	return len(l)
+}
