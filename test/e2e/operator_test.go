@@ -49,7 +49,7 @@ func TestApplicationThroughRealHelm(t *testing.T) {
 	}
 	must(t, c.Create(ctx, repo))
 
-	op, err := operator.New(env.Config, operator.Options{ChartsDir: "../../examples/charts", MetricsBindAddress: "0", HealthProbeBindAddress: "0", Logger: logr.Discard()})
+	op, err := operator.New(env.Config, operator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0", Logger: logr.Discard()})
 	must(t, err)
 	opCtx, stopOp := context.WithCancel(ctx)
 	opDone := make(chan error, 1)
