@@ -97,7 +97,7 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		return err
 	}
 	defer closeLog()
-	op, err := operator.New(env.Config, operator.Options{ChartsDir: chartsDir, Logger: logger, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
+	op, err := operator.New(env.Config, operator.Options{Logger: logger, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
 	if err != nil {
 		return err
 	}
