@@ -73,6 +73,22 @@ func TestCheckMatchesAPIServer(t *testing.T) {
 	}
 	waitEstablished(t, env, v1.Name)
 
+	// The definition controller compares the CRD read from the cluster with a
+	// freshly generated one: the round trip through the API server must not
+	// look like a change.
+	var fromCluster apiextensionsv1.CustomResourceDefinition
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: v1.Name}, &fromCluster); err != nil {
+		t.Fatal(err)
+	}
+	clusterSpec, err := SpecSchema(&fromCluster, crd.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generatedSpec, _ := SpecSchema(v1, crd.Version)
+	if cs := Classify(clusterSpec, generatedSpec); len(cs) != 0 {
+		t.Errorf("the CRD read back from the API server differs from the generated one: %v", cs)
+	}
+
 	specs := map[string]string{
 		"clean":     `{"mode":"a","replicas":3,"version":"v1","tier":"small","size":null}`,
 		"legacy":    `{"legacy":"old","mode":"b"}`,

@@ -687,6 +687,8 @@ func (c *classifier) object(path string, o, n *apiextensionsv1.JSONSchemaProps) 
 
 	ou, nu := unknownSchema(o), unknownSchema(n)
 	switch {
+	case ou != nil && nu == nil && len(n.Properties) == 0:
+		c.add(ObjectClosed, path, "object closed: all its fields would be pruned")
 	case ou != nil && nu == nil:
 		c.add(ObjectClosed, path, "object closed: fields other than %s would be pruned", propertyList(n))
 	case ou == nil && nu != nil:
@@ -757,9 +759,6 @@ func itemsOf(s *apiextensionsv1.JSONSchemaProps) *apiextensionsv1.JSONSchemaProp
 }
 
 func propertyList(s *apiextensionsv1.JSONSchemaProps) string {
-	if len(s.Properties) == 0 {
-		return "none (all fields)"
-	}
 	names := make([]string, 0, len(s.Properties))
 	for k := range s.Properties {
 		names = append(names, k)

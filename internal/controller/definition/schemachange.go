@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -108,7 +109,7 @@ func (r *Reconciler) checkSchemaChange(ctx context.Context, def *v1alpha1.Applic
 			what = append(what, fmt.Sprintf("and %d more", len(breaking)-3))
 			break
 		}
-		what = append(what, c.String())
+		what = append(what, shorten(c.String(), 160))
 	}
 	msg := fmt.Sprintf("the schema of chart version %s is not applied: %s", newVersion, schemachange.Summarize(problems, 5))
 	if len(what) > 0 {
@@ -116,4 +117,15 @@ func (r *Reconciler) checkSchemaChange(ctx context.Context, def *v1alpha1.Applic
 	}
 	msg += fmt.Sprintf("; fix the objects, or set spec.acceptSchemaChange to %s to apply it anyway", res.SchemaDigest)
 	return &stepError{reason: ReasonIncompatibleSchemaChange, message: msg, requeue: sourceRetry}
+}
+
+// shorten cuts s to at most n bytes, on a rune boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
