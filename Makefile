@@ -92,4 +92,4 @@ run: build ## Print the CLI's help.
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine; nothing else does).
-	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg GO_VERSION=$$(sed -n 's/^go //p' go.mod) -t $(IMG) .
