@@ -20,6 +20,7 @@ func commands() []command {
 	return []command{
 		{"generate", "write the CRDs for charts and ApplicationDefinitions, offline", runGenerate},
 		{"operator", "run the operator: serve a kind per ApplicationDefinition, mirror objects to HelmReleases", runOperator},
+		{"validate", "check application objects in YAML files against their charts, offline, as the cluster would", runValidate},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, Version)
 			return 0

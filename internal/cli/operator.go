@@ -49,6 +49,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	burst := fs.Int("kube-api-burst", 100, "requests allowed in a burst above --kube-api-qps")
 	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info or error (or a number: 2 is more verbose than debug)")
 	logFormat := fs.String("log-format", "json", "`FORMAT`: json (structured) or console (for development)")
+	webhookFlags := addWebhookFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -59,6 +60,12 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chartkind operator: unexpected arguments %v\n", fs.Args())
 		return 2
 	}
+	wh, err := webhookFlags.options(fs, *kubeconfig)
+	if err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+		return 2
+	}
+	opts.Webhook = wh
 	log, err := newLogger(*logLevel, *logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)

@@ -84,8 +84,12 @@ func (o *WebhookOptions) clientConfig() (admissionregistrationv1.WebhookClientCo
 		if u.Scheme != "https" || u.Hostname() == "" {
 			return admissionregistrationv1.WebhookClientConfig{}, nil, fmt.Errorf("webhook URL %q: want https://HOST[:PORT][/PATH]", o.URL)
 		}
-		if u.Path == "" || u.Path == "/" {
+		switch u.Path {
+		case "", "/":
 			u.Path = webhook.Path
+		case webhook.Path:
+		default:
+			return admissionregistrationv1.WebhookClientConfig{}, nil, fmt.Errorf("webhook URL %q: the webhook is served at %s", o.URL, webhook.Path)
 		}
 		hosts := []string{u.Hostname()}
 		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {

@@ -173,50 +173,101 @@ func (f *facets) allows(t string) bool {
 	return false
 }
 
-// generator walks one chart's schema and values.
+// generator walks one chart's schema and values. A generator for the items of
+// an array, or the entries of a map, sets values inside one item or entry and
+// hands the whole array or map entry to its parent: Helm replaces arrays as a
+// whole, so an override of an item is an override of the array.
 type generator struct {
-	out []mutation
+	out *[]mutation
+	// setAt builds the spec that sets path (relative to this generator's
+	// root) to v; label names path for messages.
+	setAt func(path []string, v any) map[string]any
+	label func(path []string) string
+	// specRoot is true for the generator of the spec itself, whose root
+	// cannot be replaced by a scalar.
+	specRoot bool
 }
 
 // mutations returns every candidate mutation of a chart, in a deterministic order.
 func mutations(root *jsonschema.Schema, values map[string]any) []mutation {
-	g := &generator{}
+	var out []mutation
+	g := &generator{out: &out, specRoot: true,
+		setAt: func(path []string, v any) map[string]any {
+			spec := map[string]any{}
+			setIn(spec, path, v)
+			return spec
+		},
+		label: func(path []string) string { return strings.Join(append([]string{"spec"}, path...), ".") },
+	}
 	g.add(kValuesYAML, "spec", deepCopy(values))
 	g.add(kEmpty, "spec", map[string]any{})
 	if root != nil {
 		g.walk(root, nil, values, true, map[*jsonschema.Schema]bool{}, 0)
 	}
-	return g.out
+	return out
 }
 
 func (g *generator) add(kind, path string, spec map[string]any) {
-	g.out = append(g.out, mutation{kind: kind, path: path, spec: spec})
+	*g.out = append(*g.out, mutation{kind: kind, path: path, spec: spec})
 }
 
 // set adds a spec that sets path to v and nothing else: the rest comes from
 // the chart's values when Helm merges.
 func (g *generator) set(kind string, path []string, v any) {
-	if len(path) == 0 {
+	if len(path) == 0 && g.specRoot {
 		if m, ok := v.(map[string]any); ok {
 			g.add(kind, "spec", m)
 		}
 		return
 	}
-	spec := map[string]any{}
-	cur := spec
+	g.add(kind, g.label(path), g.setAt(path, v))
+}
+
+// setIn sets path in m to v, creating the objects on the way.
+func setIn(m map[string]any, path []string, v any) {
+	cur := m
 	for _, k := range path[:len(path)-1] {
-		next := map[string]any{}
-		cur[k] = next
+		next, ok := cur[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			cur[k] = next
+		}
 		cur = next
 	}
 	cur[path[len(path)-1]] = v
-	g.add(kind, "spec."+strings.Join(path, "."), spec)
+}
+
+// items is the generator of the first item of the array at path, starting
+// from base (the chart's first item, or a sample value).
+func (g *generator) items(path []string, base any) *generator {
+	return &generator{out: g.out,
+		setAt: func(sub []string, v any) map[string]any {
+			item := v
+			if len(sub) > 0 {
+				m, ok := deepCopyValue(base).(map[string]any)
+				if !ok {
+					m = map[string]any{}
+				}
+				setIn(m, sub, v)
+				item = m
+			}
+			return g.setAt(path, []any{item})
+		},
+		label: func(sub []string) string {
+			l := g.label(path) + "[0]"
+			if len(sub) > 0 {
+				l += "." + strings.Join(sub, ".")
+			}
+			return l
+		},
+	}
 }
 
 const maxWalkDepth = 8
 
-// walk generates the mutations of one node and descends into its properties.
-// dv is the chart's value at path (has tells whether there is one).
+// walk generates the mutations of one node and descends into its properties,
+// the items of an array and the entries of a map. dv is the chart's value at
+// path (has tells whether there is one).
 func (g *generator) walk(s *jsonschema.Schema, path []string, dv any, has bool, onPath map[*jsonschema.Schema]bool, depth int) {
 	if onPath[s] || depth > maxWalkDepth {
 		return
@@ -227,17 +278,36 @@ func (g *generator) walk(s *jsonschema.Schema, path []string, dv any, has bool, 
 	if f.remote {
 		return
 	}
-	if len(path) > 0 {
+	if len(path) > 0 || !g.specRoot {
 		g.leaf(f, path, dv, has)
+		g.alternatives(f, path, dv, has)
 	}
 	g.object(f, path, dv, has)
 	g.array(f, path, dv, has)
-	g.alternatives(f, path, dv, has)
 
 	dm, _ := dv.(map[string]any)
 	for _, k := range sortedKeys(f.props) {
 		cv, chas := dm[k]
 		g.walk(f.props[k], appendPath(path, k), cv, chas, onPath, depth+1)
+	}
+	// One entry of a map: the chart's first, else a new one.
+	if f.addl != nil {
+		key, entry, ok := "chartkind-entry", any(nil), false
+		for _, k := range sortedKeys(dm) {
+			key, entry, ok = k, dm[k], true
+			break
+		}
+		g.walk(f.addl, appendPath(path, key), entry, ok, onPath, depth+1)
+	}
+	// The first item of an array.
+	if f.items != nil && f.allows("array") && (len(path) > 0 || !g.specRoot) {
+		dl, _ := dv.([]any)
+		var base any = map[string]any{}
+		has := len(dl) > 0
+		if has {
+			base = dl[0]
+		}
+		g.items(path, base).walk(f.items, nil, base, has, onPath, depth+1)
 	}
 }
 
@@ -337,13 +407,13 @@ func (g *generator) object(f *facets, path []string, dv any, has bool) {
 			g.set(kRequiredNull, appendPath(path, r), nil)
 		}
 	}
-	if len(f.required) > 0 && !has && len(path) > 0 {
+	if len(f.required) > 0 && !has && (len(path) > 0 || !g.specRoot) {
 		g.set(kRequiredEmpty, path, map[string]any{})
 	}
 }
 
 func (g *generator) array(f *facets, path []string, dv any, _ bool) {
-	if !f.allows("array") || len(path) == 0 {
+	if !f.allows("array") || (len(path) == 0 && g.specRoot) {
 		return
 	}
 	dl, _ := dv.([]any)
@@ -379,9 +449,6 @@ func (g *generator) array(f *facets, path []string, dv any, _ bool) {
 // alternatives looks for values that one, several or no branch of a oneOf
 // (anyOf) accepts, by trying simple candidates on each branch.
 func (g *generator) alternatives(f *facets, path []string, dv any, has bool) {
-	if len(path) == 0 {
-		return
-	}
 	try := func(branches []*jsonschema.Schema, cands []any) (none, one, many any, okNone, okOne, okMany bool) {
 		for _, c := range cands {
 			n := 0

@@ -77,10 +77,11 @@ func New(c *chart.Chart, schemaOverride []byte) (*Validator, error) {
 		return nil, err
 	}
 	v := &Validator{chart: hc, subSchemas: map[*byte]*jsonschema.Schema{}}
-	source := "values.schema.json"
+	chartSource := ""
 	if c != nil && c.Source != "" {
-		source = c.Source + ": values.schema.json"
+		chartSource = c.Source + ": "
 	}
+	source := chartSource + "values.schema.json"
 	rootSchema := hc.Schema
 	if len(schemaOverride) > 0 {
 		rootSchema, source = schemaOverride, "spec.schema"
@@ -113,7 +114,7 @@ func New(c *chart.Chart, schemaOverride []byte) (*Validator, error) {
 		}
 		return nil
 	}
-	if err := walk(hc, ""); err != nil {
+	if err := walk(hc, chartSource); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -204,25 +205,52 @@ func (v *Validator) Validate(spec map[string]any) field.ErrorList {
 	return r.list()
 }
 
-// asHelmReads returns spec as Helm will read it: the object's spec reaches
-// Helm as the HelmRelease's values, JSON that helm-controller decodes with
-// sigs.k8s.io/yaml (every number a float64). Decoding the same way here makes
-// the values Helm checks and the values checked here the same, down to
-// integers too large for a float64.
+// asHelmReads returns a copy of spec as Helm will read it. The object's spec
+// reaches Helm as the HelmRelease's values: JSON that helm-controller decodes
+// with sigs.k8s.io/yaml, so every number becomes a float64 (integers too large
+// for one are rounded). The copy converts numbers the same way, so the values
+// checked here are the values Helm checks; anything that did not come from
+// decoding JSON takes the same JSON round trip as it would to reach Helm.
 func asHelmReads(spec map[string]any) (map[string]any, error) {
-	if len(spec) == 0 {
-		return map[string]any{}, nil
+	out := make(map[string]any, len(spec))
+	for k, v := range spec {
+		x, err := helmReads(v)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = x
 	}
-	b, err := json.Marshal(spec)
+	return out, nil
+}
+
+func helmReads(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, string, bool, float64:
+		return x, nil
+	case int64:
+		return float64(x), nil
+	case int:
+		return float64(x), nil
+	case map[string]any:
+		return asHelmReads(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			y, err := helmReads(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = y
+		}
+		return out, nil
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("spec cannot be encoded as JSON: %w", err)
 	}
-	var out map[string]any
+	var out any
 	if err := yaml.Unmarshal(b, &out); err != nil {
 		return nil, fmt.Errorf("spec cannot be read as Helm values: %w", err)
-	}
-	if out == nil {
-		out = map[string]any{}
 	}
 	return out, nil
 }
@@ -265,10 +293,10 @@ func (v *Validator) check(ch *helmchart.Chart, isRoot bool, values map[string]an
 		if sch == nil && ch.Schema != nil {
 			// Not seen by New (cannot happen with Helm's dependency
 			// processing, which only copies charts); compile it rather than
-			// skip a check Helm makes.
+			// skip a check Helm makes, without touching the shared Validator.
 			var err error
-			if sch, err = v.compile(ch.Schema, "charts/"+ch.Name()+"/values.schema.json"); err != nil {
-				r.add(elems, field.Invalid(path, field.OmitValueType{}, err.Error()))
+			if sch, _, err = schemaconv.Compile(ch.Schema); err != nil {
+				r.add(elems, field.Invalid(path, field.OmitValueType{}, fmt.Sprintf("charts/%s/values.schema.json: %v", ch.Name(), err)))
 				return
 			}
 		}

@@ -43,6 +43,7 @@ func lines(errs field.ErrorList) string {
 // TestMessages pins the wording and order of errors on the example chart: one
 // error per cause, on the field it concerns, rooted at spec, sorted by field.
 func TestMessages(t *testing.T) {
+	quietHelm(t)
 	v := mustNew(t, loadChart(t, "../../examples/charts/postgres"), nil)
 	for name, tc := range map[string]struct {
 		spec string

@@ -186,16 +186,17 @@ func TestPlanRotatesCAInTwoSteps(t *testing.T) {
 	}
 }
 
-// Simulates many rotations: the API server sees each bundle only one check
-// later, and a new CA is promoted only after the API server had it for a
-// while. At every instant, the certificate served must verify against what
-// the API server has.
+// Simulates many rotations: the API server sees each bundle only two checks
+// later (slow injection), and a new CA is promoted only after the API server
+// had it for a while. At every instant, the certificate served must verify
+// against what the API server has.
 func TestRotationNeverUntrusted(t *testing.T) {
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	lt := lifetimes{CA: 40 * time.Minute, Serving: 9 * time.Minute}
 	const step, delay = 30 * time.Second, time.Minute
 	s, _ := mustPlan(t, nil, start, lt, false)
 	apiserver := s.bundle
+	pending := [][]*x509.Certificate{s.bundle} // written, not yet seen by the API server
 	var nextSince time.Time
 	rotations, caRotations := 0, 0
 	for now := start; now.Before(start.Add(6 * time.Hour)); now = now.Add(step) {
@@ -219,7 +220,8 @@ func TestRotationNeverUntrusted(t *testing.T) {
 		if err := verify(t, n.serving.cert, apiserver, now); err != nil {
 			t.Fatalf("at +%s (changes %v): served certificate not trusted by the API server's bundle: %v", now.Sub(start), changes, err)
 		}
-		apiserver = n.bundle // the injection lands one step later
+		pending = append(pending, n.bundle)
+		apiserver, pending = pending[0], pending[1:] // the injection lands two steps later
 		s = n
 	}
 	if caRotations < 8 || rotations < 40 {

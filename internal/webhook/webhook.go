@@ -245,7 +245,7 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 	e := h.lookup(gr)
 	if e == nil {
 		verdict = VerdictUnchecked
-		log.Info("admitted without checking values: no validator loaded for the kind")
+		log.V(1).Info("admitted without checking values: no validator loaded for the kind")
 		return admission.Allowed("").WithWarnings(fmt.Sprintf(
 			"chartkind has not loaded the chart schema of %s yet: spec was checked against the CRD schema only, Helm may still reject the values",
 			gr.String()))
