@@ -236,11 +236,8 @@ func (m *CertManager) load(s *tlsState) error {
 	certExpiry.WithLabelValues("ca").Set(float64(s.signer.cert.NotAfter.Unix()))
 	b := encodeCerts(s.bundle)
 	if old := m.bundle.Load(); old == nil || !bytes.Equal(*old, b) {
-		first := m.bundle.Load() == nil
 		m.bundle.Store(&b)
-		if first {
-			m.opts.OnBundle(b)
-		}
+		m.opts.OnBundle(b)
 	}
 	return nil
 }

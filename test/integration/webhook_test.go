@@ -499,10 +499,11 @@ func TestWebhookOperatorDown(t *testing.T) {
 	})
 }
 
-// Certificates rotate (serving every few seconds, the CA three times) while
+// Certificates rotate (serving every few seconds, the CA every ten) while
 // objects are created continuously: not one request fails for any other
-// reason than the invalid values it carries, and the webhook serves each new
-// certificate without a restart.
+// reason than the invalid values it carries, every new connection trusting
+// the configuration's caBundle of the moment verifies the served certificate,
+// and the webhook serves each new certificate without a restart.
 func TestWebhookCertificateRotation(t *testing.T) {
 	w := selfManaged(t, "chartkind-wh-rotate")
 	w.CALifetime, w.CertLifetime, w.CAPropagationDelay, w.CertCheckInterval = 15*time.Second, 6*time.Second, time.Second, 250*time.Millisecond
