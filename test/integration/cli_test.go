@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -28,5 +29,29 @@ func TestOperatorCommandFlags(t *testing.T) {
 	errOut.Reset()
 	if code := cli.Main([]string{"operator", "--kubeconfig", "/does/not/exist"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "/does/not/exist") {
 		t.Errorf("missing kubeconfig: exit %d: %s", code, errOut.String())
+	}
+}
+
+// `kubectl apply -k config/default` is accepted by the API server, and the
+// operator's flags name the webhook Service and certificate Secret it installs,
+// with the namespaced Role for that Secret bound: a configuration created by the
+// operator must never point at a Service that does not exist.
+func TestKustomizeInstall(t *testing.T) {
+	out := kubectl(t, "apply", "--server-side", "-k", filepath.Join(env.RootDir, "config", "default"))
+	for _, want := range []string{"service/chartkind-webhook", "deployment.apps/chartkind-operator", "rolebinding.rbac.authorization.k8s.io/chartkind-operator", "role.rbac.authorization.k8s.io/chartkind-operator"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply -k config/default did not apply %s:\n%s", want, out)
+		}
+	}
+	args := kubectl(t, "get", "deployment", "-n", "chartkind-system", "chartkind-operator", "-o", "jsonpath={.spec.template.spec.containers[0].args}")
+	for _, want := range []string{"--webhook-service=chartkind-system/chartkind-webhook", "--webhook-secret=chartkind-system/chartkind-webhook-tls"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("operator args %s lack %s", args, want)
+		}
+	}
+	port := kubectl(t, "get", "service", "-n", "chartkind-system", "chartkind-webhook", "-o", "jsonpath={.spec.ports[0].targetPort}")
+	ports := kubectl(t, "get", "deployment", "-n", "chartkind-system", "chartkind-operator", "-o", "jsonpath={.spec.template.spec.containers[0].ports[*].name}")
+	if !strings.Contains(ports, port) {
+		t.Errorf("webhook Service targets port %q, the container has %s", port, ports)
 	}
 }
