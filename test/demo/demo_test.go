@@ -25,6 +25,7 @@ func TestDemo(t *testing.T) {
 		"Helm install succeeded for release default/postgres-orders.v1 with chart postgres@0.1.0",
 		`"replicas":"3"`,
 		`"version":"17"`,
+		`The Postgres "broken" is invalid: spec.parameters.max_connections: Invalid value`,
 		"export KUBECONFIG=",
 		"stopping every process",
 	} {

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -97,7 +98,14 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		return err
 	}
 	defer closeLog()
-	op, err := operator.New(env.Config, operator.Options{Logger: logger, MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	// The admission webhook, reached by the API server on 127.0.0.1 with a
+	// certificate chartkind issues itself (in a cluster: through a Service).
+	webhook := &operator.WebhookOptions{Host: "127.0.0.1", Port: port, URL: fmt.Sprintf("https://127.0.0.1:%d/validate", port), SecretNamespace: "chartkind-system"}
+	op, err := operator.New(env.Config, operator.Options{Logger: logger, MetricsBindAddress: "0", HealthProbeBindAddress: "0", Webhook: webhook})
 	if err != nil {
 		return err
 	}
@@ -114,6 +122,14 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		fmt.Fprintf(out, "\n$ kubectl %s\n", strings.Join(args, " "))
 		cmd := exec.CommandContext(ctx, env.KubectlPath, args...)
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+env.KubeconfigPath)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd.Run()
+	}
+	kubectlStdin := func(stdin string, args ...string) error {
+		fmt.Fprintf(out, "\n$ kubectl %s <<EOF\n%sEOF\n", strings.Join(args, " "), stdin)
+		cmd := exec.CommandContext(ctx, env.KubectlPath, args...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+env.KubeconfigPath)
+		cmd.Stdin = strings.NewReader(stdin)
 		cmd.Stdout, cmd.Stderr = out, out
 		return cmd.Run()
 	}
@@ -136,6 +152,18 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		func() error { return kubectl("get", "postgreses") },
 		func() error { return kubectl("get", "helmreleases", "--all-namespaces") },
 		func() error { return kubectl("get", "configmap", "postgres-orders-config", "-o", "jsonpath={.data}") },
+		func() error {
+			// A server parameter must be a number, string or boolean: a type
+			// union no CRD schema can express, so only the admission webhook,
+			// which checks the chart's own JSON Schema as Helm does, refuses
+			// it before anything is stored.
+			fmt.Fprintf(out, "\n# values Helm would refuse are refused at apply time:")
+			err := kubectlStdin(invalidPostgres, "apply", "-f", "-")
+			if err == nil {
+				return errors.New("the invalid Postgres was accepted")
+			}
+			return nil
+		},
 	} {
 		if err := s(); err != nil {
 			return err
@@ -164,6 +192,26 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		}
 		return fmt.Errorf("operator: %w", err)
 	}
+}
+
+const invalidPostgres = `apiVersion: apps.chartkind.io/v1alpha1
+kind: Postgres
+metadata:
+  name: broken
+  namespace: default
+spec:
+  parameters:
+    max_connections: [100, 200]
+`
+
+// freePort returns a TCP port free on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // fileLogger writes the operator's structured logs to a file, so the demo's
