@@ -29,6 +29,7 @@ import (
 	defctrl "github.com/chartkind/chartkind/internal/controller/definition"
 	"github.com/chartkind/chartkind/internal/engine"
 	"github.com/chartkind/chartkind/internal/mirror"
+	"github.com/chartkind/chartkind/internal/webhook"
 )
 
 // RBAC of the operator (make manifests writes config/rbac/role.yaml from these
@@ -161,11 +162,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	var observers []defctrl.KindObserver
 	observers = append(observers, NewKindRoles(mgr))
+	var admissionHandler *webhook.Handler
 	if opts.Webhook != nil {
 		wh, err := setupWebhook(mgr, *opts.Webhook, log)
 		if err != nil {
 			return nil, fmt.Errorf("operator: setting up the webhook: %w", err)
 		}
+		admissionHandler = wh
 		observers = append(observers, wh)
 	}
 	observers = append(observers, opts.Observers...)
@@ -179,6 +182,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("operator: setting up definition controller: %w", err)
+	}
+	if admissionHandler != nil {
+		// Replicas that are not the leader run no definition steps: they load
+		// a kind's schema, read-only, on its first admission request.
+		admissionHandler.SetLoader(r.ServedChart)
 	}
 	return &Operator{mgr: mgr, engine: eng}, nil
 }

@@ -16,7 +16,6 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	defctrl "github.com/chartkind/chartkind/internal/controller/definition"
 	"github.com/chartkind/chartkind/internal/webhook"
 )
 
@@ -133,7 +132,7 @@ func (o *WebhookOptions) setDefaults() {
 // setupWebhook adds the webhook server, the configuration controller and,
 // with self-managed certificates, the certificate manager to mgr, and returns
 // the handler, which observes served kinds.
-func setupWebhook(mgr manager.Manager, o WebhookOptions, log logr.Logger) (defctrl.KindObserver, error) {
+func setupWebhook(mgr manager.Manager, o WebhookOptions, log logr.Logger) (*webhook.Handler, error) {
 	o.setDefaults()
 	policy := admissionregistrationv1.FailurePolicyType(o.FailurePolicy)
 	if policy != admissionregistrationv1.Fail && policy != admissionregistrationv1.Ignore {

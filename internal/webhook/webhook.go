@@ -87,6 +87,10 @@ type Handler struct {
 	mu         sync.RWMutex
 	byDef      map[string]*kindEntry
 	byResource map[schema.GroupResource]*kindEntry
+	loader     Loader
+
+	loadMu   sync.Mutex // one on-demand load at a time
+	failedAt map[schema.GroupResource]time.Time
 }
 
 // NewHandler returns a Handler building validators with newValidator (nil:
@@ -129,6 +133,71 @@ func digest(c *chart.Chart, override []byte) string {
 // reports ServeFailed and is retried); the kind's objects are then admitted
 // unchecked, with a warning, rather than checked against an outdated schema.
 func (h *Handler) KindServed(_ context.Context, def *v1alpha1.ApplicationDefinition, c *chart.Chart) error {
+	if err := h.load(def, c); err != nil {
+		return err
+	}
+	if h.registry != nil {
+		n := names.Effective(def)
+		h.registry.SetKind(def.Name, schema.GroupVersionResource{Group: n.Group, Version: crd.Version, Resource: n.Plural})
+	}
+	return nil
+}
+
+// Loader reads the definition and chart a served kind was generated from,
+// without writing anything. Only the leader runs the definition steps that
+// call KindServed; on the other replicas the handler loads a kind through the
+// Loader on its first request, so that every replica behind the webhook
+// Service gives the same verdict.
+type Loader func(ctx context.Context, gr schema.GroupResource) (*v1alpha1.ApplicationDefinition, *chart.Chart, error)
+
+// SetLoader sets the Loader used for kinds KindServed has not loaded.
+func (h *Handler) SetLoader(l Loader) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.loader = l
+}
+
+// loaderRetry is how long a kind the Loader failed to load is admitted
+// unchecked before the Loader is tried again.
+const loaderRetry = 30 * time.Second
+
+// loadOnDemand loads the kind of gr through the Loader, at most one load per
+// kind at a time; nil when there is no Loader or it failed.
+func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *kindEntry {
+	h.mu.RLock()
+	loader := h.loader
+	h.mu.RUnlock()
+	if loader == nil {
+		return nil
+	}
+	h.loadMu.Lock()
+	defer h.loadMu.Unlock()
+	if e := h.lookup(gr); e != nil {
+		return e // loaded while this request waited
+	}
+	if t, ok := h.failedAt[gr]; ok && time.Since(t) < loaderRetry {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	def, c, err := loader(ctx, gr)
+	if err == nil {
+		err = h.load(def, c)
+	}
+	if err != nil {
+		if h.failedAt == nil {
+			h.failedAt = map[schema.GroupResource]time.Time{}
+		}
+		h.failedAt[gr] = time.Now()
+		h.log.Info("could not load the kind's chart schema; admitting it unchecked for now", "resource", gr.String(), "error", err.Error())
+		return nil
+	}
+	delete(h.failedAt, gr)
+	return h.lookup(gr)
+}
+
+// load (re)builds the kind's validator when what it is built from changed.
+func (h *Handler) load(def *v1alpha1.ApplicationDefinition, c *chart.Chart) error {
 	n := names.Effective(def)
 	gvr := schema.GroupVersionResource{Group: n.Group, Version: crd.Version, Resource: n.Plural}
 	gk := schema.GroupKind{Group: n.Group, Kind: n.Kind}
@@ -158,9 +227,6 @@ func (h *Handler) KindServed(_ context.Context, def *v1alpha1.ApplicationDefinit
 		h.mu.Unlock()
 		h.log.Info("admission validator loaded", "definition", def.Name, "kind", gk.String(), "resource", gvr.Resource,
 			"chartVersion", chartVersion(c), "inlineSchema", override != nil, "took", time.Since(begin).String())
-	}
-	if h.registry != nil {
-		h.registry.SetKind(def.Name, gvr)
 	}
 	return nil
 }
@@ -208,7 +274,7 @@ func (h *Handler) lookup(gr schema.GroupResource) *kindEntry {
 // cannot be read) is admitted with a warning: the CRD schema has already
 // checked the spec's structure, and rejecting every write until the chart
 // is back would turn a chart outage into an outage of the kind.
-func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	begin := time.Now()
 	kind, op := req.Kind.Kind, string(req.Operation)
 	verdict := VerdictIgnored
@@ -243,6 +309,9 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 
 	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
 	e := h.lookup(gr)
+	if e == nil {
+		e = h.loadOnDemand(ctx, gr)
+	}
 	if e == nil {
 		verdict = VerdictUnchecked
 		log.V(1).Info("admitted without checking values: no validator loaded for the kind")

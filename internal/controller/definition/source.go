@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -314,4 +315,81 @@ func artifactChanged(old, cur client.Object) bool {
 		return status{}
 	}
 	return read(old) != read(cur)
+}
+
+// ServedChart reads, without writing anything, the chart the kind of the
+// definition serving resource gr was generated from: the same chart
+// (verified by status.schemaDigest) or an error. Replicas that are not the
+// leader run no definition steps; the admission webhook loads the chart
+// through this when a request for a kind reaches such a replica. c is nil
+// for a definition served from an inline schema alone.
+func (r *Reconciler) ServedChart(ctx context.Context, gr schema.GroupResource) (*v1alpha1.ApplicationDefinition, *chart.Chart, error) {
+	var list v1alpha1.ApplicationDefinitionList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil, nil, fmt.Errorf("listing definitions: %w", err)
+	}
+	var def *v1alpha1.ApplicationDefinition
+	for i := range list.Items {
+		d := &list.Items[i]
+		if n := d.Status.Names; n != nil && n.Group == gr.Group && n.Plural == gr.Resource && d.DeletionTimestamp == nil && d.Status.SchemaDigest != "" {
+			def = d
+			break
+		}
+	}
+	if def == nil {
+		return nil, nil, fmt.Errorf("no served ApplicationDefinition for %s", gr)
+	}
+	var c *chart.Chart
+	rel := def.Spec.Release
+	if rel.Chart != nil && r.ChartsDir != "" {
+		if found, err := FindChart(r.ChartsDir, rel.Chart.Name, rel.Chart.Version); err == nil {
+			c = found
+		}
+	}
+	if c == nil && def.Status.ArtifactDigest != "" {
+		var art source.Artifact
+		if rel.Chart != nil {
+			want, err := source.DesiredHelmChart(def)
+			if err != nil {
+				return nil, nil, err
+			}
+			hc := &sourcev1.HelmChart{}
+			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), hc); err != nil {
+				return nil, nil, fmt.Errorf("reading HelmChart %s/%s: %w", want.Namespace, want.Name, err)
+			}
+			art = source.FromHelmChart(hc)
+		} else if rel.ChartRef != nil {
+			a, serr := r.chartRefArtifact(ctx, def)
+			if serr != nil {
+				return nil, nil, errors.New(serr.message)
+			}
+			art = a
+		}
+		a, uerr := art.Usable()
+		if uerr != nil {
+			return nil, nil, uerr
+		}
+		if a.Digest != def.Status.ArtifactDigest {
+			return nil, nil, fmt.Errorf("%s now advertises %s, not the served artifact %s", art.Object, a.Digest, def.Status.ArtifactDigest)
+		}
+		fetched, err := r.fetcher().Fetch(ctx, art.Object, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		c = fetched
+	}
+	schemaJSON := []byte(nil)
+	if def.Spec.Schema != nil && len(def.Spec.Schema.Raw) > 0 {
+		schemaJSON = def.Spec.Schema.Raw
+	} else if c != nil {
+		schemaJSON = c.Schema
+	}
+	var values []byte
+	if c != nil {
+		values = c.Values
+	}
+	if d := generate.Digest(schemaJSON, values); d != def.Status.SchemaDigest {
+		return nil, nil, fmt.Errorf("the chart read for ApplicationDefinition %s has schema %s, not the served %s", def.Name, d, def.Status.SchemaDigest)
+	}
+	return def, c, nil
 }
