@@ -314,7 +314,7 @@ func buildKinds(charts, defFiles []string, f validateFlags, stderr io.Writer) (m
 			errs = append(errs, fmt.Errorf("%s: kind %s is defined twice", res.SchemaSource, gk))
 			continue
 		}
-		checker, err := crd.NewChecker(res.CRD)
+		checker, err := crd.NewChecker(res.CRD, crd.Version)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -474,17 +474,17 @@ func checkDocument(d *yamlDoc, kinds map[schema.GroupKind]*kindCheck, known []st
 		add("crd", field.Required(field.NewPath("metadata", "name"), "every object needs a name"))
 	}
 
-	pruned, crdErrs := kc.crd.Check(d.obj)
-	for _, p := range pruned {
+	checked := kc.crd.Check(d.obj)
+	for _, p := range checked.Pruned {
 		add("crd", &field.Error{Type: field.ErrorTypeForbidden, Field: p, Detail: "field not declared in the schema", BadValue: ""})
 	}
-	for _, e := range crdErrs {
+	for _, e := range checked.Invalid {
 		if e.Field == "<nil>" {
 			continue // "some validation rules were not checked": the causes are listed
 		}
 		add("crd", e)
 	}
-	spec, _ := d.obj["spec"].(map[string]any)
+	spec, _ := checked.Spec.(map[string]any)
 	seen := map[string]bool{}
 	for _, e := range errs {
 		seen[e.err.Field+"\x00"+string(e.err.Type)] = true

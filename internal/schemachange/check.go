@@ -1,111 +1,34 @@
 package schemachange
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
-	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
-	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	celconfig "k8s.io/apiserver/pkg/apis/cel"
+
+	"github.com/chartkind/chartkind/internal/crd"
 )
 
 // Checker says what the API server would do with existing objects under one
-// version of a CRD. Building it converts the schema and compiles its CEL rules,
-// as the API server does once per CRD; Check then costs about as much as the API
-// server's own handling of the object. Build one per new CRD and reuse it for
-// every object. A Checker is safe for concurrent use.
+// version of a CRD: a crd.Checker, whose results it reports for the spec only.
+// Build one per new CRD and reuse it for every object. A Checker is safe for
+// concurrent use.
 type Checker struct {
-	apiVersion, kind string
-	structural       *structuralschema.Structural
-	validator        apiservervalidation.SchemaValidator
-	cel              *cel.Validator // nil without x-kubernetes-validations
-
-	// What the schema uses, so that Check skips the passes that cannot matter.
-	preserveUnknownFields bool // spec.preserveUnknownFields: nothing is pruned
-	hasDefaults           bool
-	hasEmbedded           bool // x-kubernetes-embedded-resource somewhere
-	hasListSetsOrMaps     bool // x-kubernetes-list-type set or map somewhere
+	crd *crd.Checker
 }
 
-// NewChecker prepares the checks for the named version of crd, which should be
-// one that crd.Build produced or the API server accepted.
-func NewChecker(crd *apiextensionsv1.CustomResourceDefinition, version string) (*Checker, error) {
-	var v *apiextensionsv1.CustomResourceDefinitionVersion
-	for i := range crd.Spec.Versions {
-		if crd.Spec.Versions[i].Name == version {
-			v = &crd.Spec.Versions[i]
-		}
-	}
-	if v == nil {
-		return nil, fmt.Errorf("CRD %s has no version %s", crd.Name, version)
-	}
-	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
-		return nil, fmt.Errorf("CRD %s: version %s has no schema", crd.Name, version)
-	}
-	// The API server works on the internal version of the schema; so do we.
-	var internal apiextensionsinternal.CustomResourceValidation
-	if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(v.Schema.DeepCopy(), &internal, nil); err != nil {
-		return nil, fmt.Errorf("CRD %s version %s: converting the schema: %w", crd.Name, version, err)
-	}
-	s, err := structuralschema.NewStructural(internal.OpenAPIV3Schema)
+// NewChecker prepares the checks for the named version of newCRD, which
+// should be one that crd.Build produced or the API server accepted.
+func NewChecker(newCRD *apiextensionsv1.CustomResourceDefinition, version string) (*Checker, error) {
+	c, err := crd.NewChecker(newCRD, version)
 	if err != nil {
-		return nil, fmt.Errorf("CRD %s version %s: schema is not structural: %w", crd.Name, version, err)
+		return nil, err
 	}
-	// Defaults are pruned against the schema before use, as the API server does
-	// when it starts serving a CRD.
-	s = s.DeepCopy()
-	if err := structuraldefaulting.PruneDefaults(s); err != nil {
-		return nil, fmt.Errorf("CRD %s version %s: pruning defaults: %w", crd.Name, version, err)
-	}
-	validator, _, err := apiservervalidation.NewSchemaValidator(internal.OpenAPIV3Schema)
-	if err != nil {
-		return nil, fmt.Errorf("CRD %s version %s: building the schema validator: %w", crd.Name, version, err)
-	}
-	c := &Checker{
-		apiVersion:            crd.Spec.Group + "/" + version,
-		kind:                  crd.Spec.Names.Kind,
-		structural:            s,
-		validator:             validator,
-		cel:                   cel.NewValidator(s, true, celconfig.PerCallLimit),
-		preserveUnknownFields: crd.Spec.PreserveUnknownFields,
-	}
-	walkStructural(s, func(n *structuralschema.Structural) {
-		c.hasDefaults = c.hasDefaults || n.Default.Object != nil
-		c.hasEmbedded = c.hasEmbedded || n.XEmbeddedResource
-		if n.XListType != nil && (*n.XListType == "set" || *n.XListType == "map") {
-			c.hasListSetsOrMaps = true
-		}
-	})
-	return c, nil
-}
-
-func walkStructural(s *structuralschema.Structural, f func(*structuralschema.Structural)) {
-	if s == nil {
-		return
-	}
-	f(s)
-	for k := range s.Properties {
-		p := s.Properties[k]
-		walkStructural(&p, f)
-	}
-	walkStructural(s.Items, f)
-	if s.AdditionalProperties != nil {
-		walkStructural(s.AdditionalProperties.Structural, f)
-	}
+	return &Checker{crd: c}, nil
 }
 
 // ObjectProblem is what would happen to one existing object under the new
@@ -192,201 +115,24 @@ func Check(newCRD *apiextensionsv1.CustomResourceDefinition, version string, obj
 // schema, including fields the current schema preserves
 // (x-kubernetes-preserve-unknown-fields) that the new one might prune.
 //
-// The steps are the API server's, in its order: pruning of unknown fields and
-// of non-nullable nulls without a default, coercion of embedded ObjectMeta, and
-// defaulting (what a read does), then validation as on create: the OpenAPI
-// schema, embedded ObjectMeta, list sets and maps, and the CEL rules with the
-// runtime cost budget (skipped, as the API server skips them, when the schema
-// errors make them meaningless).
+// Only the spec is looked at (see crd.Checker.Check for the steps): a read
+// under the new schema, then validation as on create.
 func (c *Checker) Check(obj *unstructured.Unstructured) *ObjectProblem {
-	r := c.run(obj)
-	if len(r.pruned) == 0 && len(r.nulls) == 0 && len(r.invalid) == 0 {
+	r := c.check(obj)
+	if r.Clean() {
 		return nil
 	}
-	return &ObjectProblem{Namespace: obj.GetNamespace(), Name: obj.GetName(), Pruned: r.pruned, NullsDropped: r.nulls, Invalid: r.invalid}
+	return &ObjectProblem{Namespace: obj.GetNamespace(), Name: obj.GetName(), Pruned: r.Pruned, NullsDropped: r.NullsDropped, Invalid: r.Invalid}
 }
 
-// result is everything run learns about one object; tests compare spec with
-// what a real API server serves.
-type result struct {
-	spec    any // as the API server would serve it; absent when hasSpec is false
-	hasSpec bool
-	pruned  []string
-	nulls   []string
-	invalid field.ErrorList
-}
-
-// blockingCELMessage is the API server's error when schema errors stop it from
-// running the CEL rules.
-const blockingCELMessage = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
-
-func (c *Checker) run(obj *unstructured.Unstructured) result {
-	var r result
-	// A probe holds a copy of the spec and only what the schema's root needs,
-	// so status and metadata neither cost time nor produce problems.
-	probe := map[string]any{
-		"apiVersion": c.apiVersion,
-		"kind":       c.kind,
-		"metadata":   map[string]any{"name": obj.GetName(), "namespace": obj.GetNamespace()},
-	}
+// check runs the crd.Checker on obj's spec alone; tests compare the spec it
+// predicts with what a real API server serves.
+func (c *Checker) check(obj *unstructured.Unstructured) crd.Result {
+	view := map[string]any{"metadata": obj.Object["metadata"]}
 	if spec, ok := obj.Object["spec"]; ok {
-		cp, err := copyJSON(spec)
-		if err != nil {
-			r.invalid = field.ErrorList{field.InternalError(field.NewPath("spec"), fmt.Errorf("object %s/%s: %w", obj.GetNamespace(), obj.GetName(), err))}
-			return r
-		}
-		probe["spec"] = cp
+		view["spec"] = spec
 	}
-
-	// What a read does.
-	var nulls []nullField
-	if !c.preserveUnknownFields {
-		r.pruned = pruning.PruneWithOptions(probe, c.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
-		nulls = findNulls(probe["spec"], "spec", nil)
-		structuraldefaulting.PruneNonNullableNullsWithoutDefaults(probe, c.structural)
-	}
-	if c.hasEmbedded {
-		ferr, unknown := objectmeta.CoerceWithOptions(nil, probe, c.structural, false, objectmeta.CoerceOptions{DropInvalidFields: true, ReturnUnknownFieldPaths: true})
-		if ferr != nil {
-			r.invalid = append(r.invalid, ferr)
-		}
-		r.pruned = append(r.pruned, unknown...)
-		sort.Strings(r.pruned)
-	}
-	if c.hasDefaults {
-		structuraldefaulting.Default(probe, c.structural)
-	}
-	// A null is gone if it was dropped, or replaced by the default of a field
-	// that is no longer nullable.
-	for _, n := range nulls {
-		if v, kept := n.parent[n.key]; !kept || v != nil {
-			r.nulls = append(r.nulls, n.path)
-		}
-	}
-	sort.Strings(r.nulls)
-	r.spec, r.hasSpec = probe["spec"]
-
-	// What a create would refuse.
-	ctx := context.Background()
-	errs := apiservervalidation.ValidateCustomResource(nil, probe, c.validator)
-	if c.hasEmbedded {
-		errs = append(errs, objectmeta.Validate(ctx, nil, probe, c.structural, false)...)
-	}
-	if c.hasListSetsOrMaps {
-		errs = append(errs, listtype.ValidateListSetsAndMaps(nil, c.structural, probe)...)
-	}
-	if c.cel != nil {
-		if blocksCEL(errs) {
-			errs = append(errs, field.Invalid(nil, nil, blockingCELMessage))
-		} else {
-			celErrs, _ := c.cel.Validate(ctx, nil, c.structural, probe, nil, celconfig.RuntimeCELCostBudget)
-			errs = append(errs, celErrs...)
-		}
-	}
-	for _, e := range errs {
-		if !outsideSpec(e.Field) {
-			r.invalid = append(r.invalid, e)
-		}
-	}
-	return r
-}
-
-// blocksCEL reports whether errs contain an error after which the API server
-// does not evaluate CEL rules (the values they would see are not of the
-// declared types or sizes).
-func blocksCEL(errs field.ErrorList) bool {
-	for _, e := range errs {
-		switch e.Type {
-		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
-			return true
-		}
-	}
-	return false
-}
-
-// outsideSpec reports whether an error path is about apiVersion, kind,
-// metadata or status rather than spec.
-func outsideSpec(path string) bool {
-	first, _, _ := strings.Cut(path, ".")
-	first, _, _ = strings.Cut(first, "[")
-	switch first {
-	case "apiVersion", "kind", "metadata", "status":
-		return true
-	}
-	return false
-}
-
-type nullField struct {
-	parent map[string]any
-	key    string
-	path   string
-}
-
-// findNulls lists the null values held by object fields under v, with their
-// paths in the API server's notation; only those can be dropped (nulls in
-// lists are never removed, they fail validation instead).
-func findNulls(v any, path string, out []nullField) []nullField {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			if x == nil {
-				out = append(out, nullField{parent: v, key: k, path: path + "." + k})
-				continue
-			}
-			out = findNulls(x, path+"."+k, out)
-		}
-	case []any:
-		for i, x := range v {
-			out = findNulls(x, path+"["+strconv.Itoa(i)+"]", out)
-		}
-	}
-	return out
-}
-
-// copyJSON deep-copies a JSON value as the API server would have decoded it
-// (integers int64, other numbers float64), accepting the other Go numeric
-// types a caller's unstructured object may hold.
-func copyJSON(v any) (any, error) {
-	switch v := v.(type) {
-	case nil, string, bool, int64, float64:
-		return v, nil
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			cp, err := copyJSON(x)
-			if err != nil {
-				return nil, err
-			}
-			m[k] = cp
-		}
-		return m, nil
-	case []any:
-		s := make([]any, len(v))
-		for i, x := range v {
-			cp, err := copyJSON(x)
-			if err != nil {
-				return nil, err
-			}
-			s[i] = cp
-		}
-		return s, nil
-	case int:
-		return int64(v), nil
-	case int32:
-		return int64(v), nil
-	case float32:
-		return float64(v), nil
-	case json.Number:
-		if i, err := v.Int64(); err == nil {
-			return i, nil
-		}
-		f, err := v.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("number %q: %w", v, err)
-		}
-		return f, nil
-	}
-	return nil, fmt.Errorf("value of type %T is not JSON", v)
+	return c.crd.Check(view)
 }
 
 // Summarize says in one message, under about 1 KB (a Kubernetes condition

@@ -88,7 +88,7 @@ func agree(t *testing.T, cc corpus.Chart) *stats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker, err := crd.NewChecker(res.CRD)
+	checker, err := crd.NewChecker(res.CRD, crd.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +106,14 @@ func agree(t *testing.T, cc corpus.Chart) *stats {
 
 	for _, m := range pick(mutations(v.root, c.Helm.Values), casesFor(len(c.Schema))) {
 		specJSON := mustJSON(t, m.spec)
-		obj := map[string]any{
+		r := checker.Check(map[string]any{
 			"apiVersion": apiVersion,
 			"kind":       kind,
 			"metadata":   map[string]any{"name": "x", "namespace": "default"},
 			"spec":       asAPIServerDecodes(t, specJSON),
-		}
-		pruned, crdErrs := checker.Check(obj)
-		stored, _ := obj["spec"].(map[string]any)
+		})
+		pruned, crdErrs := r.Pruned, r.Invalid
+		stored, _ := r.Spec.(map[string]any)
 		storedJSON := mustJSON(t, stored)
 
 		helmUser := helmVerdict(oracle, specJSON)
