@@ -37,9 +37,10 @@ import (
 // CEL rules, as the API server does once when it starts serving a CRD (about
 // 1 ms); build one per CRD and reuse it. A Checker is safe for concurrent use.
 //
-// `chartkind validate` and the webhook's tests use it to see an application
-// object as the API server would store it; internal/schemachange uses it to
-// see what a new CRD would do to existing objects.
+// It is chartkind's one implementation of this: `chartkind validate` and the
+// tests of the converter and of the values check use it to see an object as
+// the API server would store it, internal/schemachange to see what a new CRD
+// would do to existing objects (verified there against a real kube-apiserver).
 type Checker struct {
 	apiVersion, kind string
 	structural       *structuralschema.Structural
@@ -212,7 +213,7 @@ func (c *Checker) Check(obj map[string]any) Result {
 		probe[k] = cp
 	}
 	if len(r.Invalid) > 0 {
-		sort.Slice(r.Invalid, func(i, j int) bool { return r.Invalid[i].Field < r.Invalid[j].Field })
+		sortErrors(r.Invalid)
 		return r
 	}
 	meta := map[string]any{}
@@ -270,21 +271,22 @@ func (c *Checker) Check(obj map[string]any) Result {
 			r.Invalid = append(r.Invalid, celErrs...)
 		}
 	}
-	// The validators walk maps, so the API server's order varies from call to
-	// call; ours does not.
-	sort.SliceStable(r.Invalid, func(i, j int) bool {
-		a, b := r.Invalid[i].Field, r.Invalid[j].Field
+	sortErrors(r.Invalid)
+	return r
+}
+
+// sortErrors sorts errs by field, pathless errors last, keeping the order of
+// errors on the same field. The validators walk maps, so the API server's
+// order varies from call to call; ours does not.
+func sortErrors(errs field.ErrorList) {
+	pathless := func(f string) bool { return f == "" || f == "<nil>" }
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].Field, errs[j].Field
 		if pathless(a) || pathless(b) {
 			return !pathless(a) && pathless(b)
 		}
 		return a < b
 	})
-	return r
-}
-
-// pathless reports whether an error's field is empty, as printed by field.Path.
-func pathless(f string) bool {
-	return f == "" || f == "<nil>"
 }
 
 // blocksCEL is the API server's hasBlockingErr: whether errs contain an error

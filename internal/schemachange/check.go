@@ -47,7 +47,8 @@ type ObjectProblem struct {
 	NullsDropped []string
 	// Invalid are the validation errors the object would have, as the API
 	// server reports them when the object is created: OpenAPI schema validation
-	// (types, enums, patterns, bounds, required, nullable) and CEL rules.
+	// (types, enums, patterns, bounds, required, nullable) and CEL rules;
+	// sorted by field, pathless errors last.
 	Invalid field.ErrorList
 }
 

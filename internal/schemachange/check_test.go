@@ -313,24 +313,6 @@ func TestCheckDoesNotModifyTheObject(t *testing.T) {
 	}
 }
 
-func TestCheckAcceptsGoNumbers(t *testing.T) {
-	v2 := testCRD(t, props(t, `{"type":"object","properties":{"n":{"type":"integer","maximum":5},"f":{"type":"number"}}}`))
-	c, _ := NewChecker(v2, crd.Version)
-	obj := object(t, "x", `{}`)
-	obj.Object["spec"] = map[string]any{"n": 3, "f": float32(1.5)}
-	if p := c.Check(obj); p != nil {
-		t.Fatalf("Go int and float32 values: %v", p)
-	}
-	obj.Object["spec"] = map[string]any{"n": int32(9)}
-	if got := verdict(c.Check(obj)); got != "invalid spec.n (FieldValueInvalid)" {
-		t.Fatalf("got %s", got)
-	}
-	obj.Object["spec"] = map[string]any{"n": struct{}{}}
-	if got := verdict(c.Check(obj)); got != "invalid spec (InternalError)" {
-		t.Fatalf("a non-JSON value: %s", got)
-	}
-}
-
 func TestCheckSortsAndSkipsValidObjects(t *testing.T) {
 	v2 := testCRD(t, props(t, `{"type":"object","properties":{"a":{"type":"string"}}}`))
 	objs := []*unstructured.Unstructured{
