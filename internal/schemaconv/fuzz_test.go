@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 )
 
 // FuzzConvert: arbitrary schema (and values) bytes never panic, and every
@@ -57,31 +56,14 @@ func FuzzConvert(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, schema, values []byte) {
-		type outcome struct {
-			res *Result
-			err error
+		// No wall-clock limit here: a timed check fails on a loaded machine.
+		// Blow-ups are bounded by the converter's node and byte budgets
+		// (TestExplodingSchemas asserts them); a hang fails the test's
+		// -timeout; speed is BenchmarkConvertLargest's business.
+		res, err := Convert(schema, values, Options{})
+		if err != nil {
+			return
 		}
-		done := make(chan outcome, 1)
-		go func() {
-			res, err := Convert(schema, values, Options{})
-			done <- outcome{res, err}
-		}()
-		var res *Result
-		select {
-		case o := <-done:
-			if o.err != nil {
-				return
-			}
-			res = o.res
-		case <-time.After(2 * time.Second):
-			t.Fatalf("Convert takes longer than 2s on %q", schema)
-		}
-		start := time.Now()
-		defer func() {
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("checking the result takes %v on %q", d, schema)
-			}
-		}()
 		for _, w := range res.Warnings {
 			if strings.Contains(w, "accepting any spec") {
 				t.Fatalf("self-check fallback: %s", w)
