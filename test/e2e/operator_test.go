@@ -49,12 +49,7 @@ func TestApplicationThroughRealHelm(t *testing.T) {
 	}
 	must(t, c.Create(ctx, repo))
 
-	op, err := operator.New(env.Config, operator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0", Logger: logr.Discard()})
-	must(t, err)
-	opCtx, stopOp := context.WithCancel(ctx)
-	opDone := make(chan error, 1)
-	go func() { opDone <- op.Start(opCtx) }()
-	t.Cleanup(func() { stopOp(); <-opDone })
+	startOperator(t, env)
 
 	done := step("ApplicationDefinition redis serves kind Redis")
 	def := &v1alpha1.ApplicationDefinition{
@@ -150,4 +145,16 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startOperator runs chartkind's operator in-process against env until the
+// test ends. It has no charts directory: charts come through Flux only.
+func startOperator(t *testing.T, env *testenv.Env) {
+	t.Helper()
+	op, err := operator.New(env.Config, operator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0", Logger: logr.Discard()})
+	must(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- op.Start(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
 }

@@ -10,7 +10,6 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
-	"github.com/chartkind/chartkind/internal/operator"
 	"github.com/chartkind/chartkind/internal/testenv"
 )
 
@@ -43,13 +41,7 @@ func TestChartVersionsThroughFlux(t *testing.T) {
 	}
 	must(t, c.Create(ctx, repo))
 
-	// No charts directory: the chart comes from Flux only.
-	op, err := operator.New(env.Config, operator.Options{MetricsBindAddress: "0", HealthProbeBindAddress: "0", Logger: logr.Discard()})
-	must(t, err)
-	opCtx, stopOp := context.WithCancel(ctx)
-	opDone := make(chan error, 1)
-	go func() { opDone <- op.Start(opCtx) }()
-	t.Cleanup(func() { stopOp(); <-opDone })
+	startOperator(t, env)
 
 	def := &v1alpha1.ApplicationDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: "gadget"},

@@ -290,29 +290,23 @@ func artifactChanged(old, cur client.Object) bool {
 		observed int64
 	}
 	read := func(o client.Object) status {
+		var a source.Artifact
+		var st status
 		switch s := o.(type) {
 		case *sourcev1.HelmChart:
-			a := source.FromHelmChart(s)
-			st := status{observed: s.Status.ObservedGeneration}
-			if a.Artifact != nil {
-				st.digest = a.Artifact.Digest + a.Artifact.URL
-			}
-			if a.Ready != nil {
-				st.ready = a.Ready.Status
-			}
-			return st
+			a, st.observed = source.FromHelmChart(s), s.Status.ObservedGeneration
 		case *sourcev1.OCIRepository:
-			a := source.FromOCIRepository(s)
-			st := status{observed: s.Status.ObservedGeneration}
-			if a.Artifact != nil {
-				st.digest = a.Artifact.Digest + a.Artifact.URL
-			}
-			if a.Ready != nil {
-				st.ready = a.Ready.Status
-			}
+			a, st.observed = source.FromOCIRepository(s), s.Status.ObservedGeneration
+		default:
 			return st
 		}
-		return status{}
+		if a.Artifact != nil {
+			st.digest = a.Artifact.Digest + a.Artifact.URL
+		}
+		if a.Ready != nil {
+			st.ready = a.Ready.Status
+		}
+		return st
 	}
 	return read(old) != read(cur)
 }
