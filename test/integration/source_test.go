@@ -145,7 +145,7 @@ func TestChartFromFluxSource(t *testing.T) {
 	if err := env.Client.Create(ctx, repo); err != nil {
 		t.Fatal(err)
 	}
-	def := gadgetDefinition("gadgets", "Gadget", srcNS)
+	def := gadgetDefinition("fluxgadgets", "FluxGadget", srcNS)
 	if err := env.Client.Create(ctx, def); err != nil {
 		t.Fatal(err)
 	}
@@ -153,13 +153,13 @@ func TestChartFromFluxSource(t *testing.T) {
 
 	// The HelmChart appears, labelled and owned; without an artifact the
 	// definition waits.
-	art := &artifactServer{t: t, repo: testenv.ServeChartRepo(t, ""), ns: srcNS, name: "chartkind-gadgets"}
+	art := &artifactServer{t: t, repo: testenv.ServeChartRepo(t, ""), ns: srcNS, name: "chartkind-fluxgadgets"}
 	testenv.WaitFor(t, timeout, "HelmChart", func(ctx context.Context) error {
 		hc := &sourcev1.HelmChart{}
 		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: srcNS, Name: art.name}, hc); err != nil {
 			return err
 		}
-		if hc.Spec.Chart != "gadget" || hc.Spec.Version != "0.x" || hc.Spec.SourceRef.Name != "gadgets" || hc.Labels["chartkind.io/definition"] != "gadgets" {
+		if hc.Spec.Chart != "gadget" || hc.Spec.Version != "0.x" || hc.Spec.SourceRef.Name != "gadgets" || hc.Labels["chartkind.io/definition"] != "fluxgadgets" {
 			return fmt.Errorf("HelmChart %+v labels %v", hc.Spec, hc.Labels)
 		}
 		return nil
@@ -178,11 +178,11 @@ func TestChartFromFluxSource(t *testing.T) {
 	}
 	createObject(t, d, ns, "big", map[string]any{"size": "large", "replicas": int64(3)})
 	createObject(t, d, ns, "small", map[string]any{"size": "small"})
-	waitRelease(t, ns, "gadget-big", nil)
+	waitRelease(t, ns, "fluxgadget-big", nil)
 
 	// Counts: two objects, none Ready until their HelmReleases are.
 	waitCounts(t, def.Name, 2, 0)
-	setReleaseStatus(t, ns, "gadget-big", func(hr *helmv2.HelmRelease) {
+	setReleaseStatus(t, ns, "fluxgadget-big", func(hr *helmv2.HelmRelease) {
 		hr.Status.Conditions = []metav1.Condition{readyCondition(metav1.ConditionTrue, "InstallSucceeded", "installed")}
 	})
 	waitCounts(t, def.Name, 2, 1)
@@ -229,7 +229,7 @@ func TestChartFromFluxSource(t *testing.T) {
 	}
 	// The kind is still served: a new object gets its HelmRelease.
 	createObject(t, d, ns, "late", map[string]any{"size": "small"})
-	waitRelease(t, ns, "gadget-late", nil)
+	waitRelease(t, ns, "fluxgadget-late", nil)
 
 	// The administrator accepts exactly that schema.
 	digest := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(msg[strings.Index(msg, "spec.acceptSchemaChange"):])
