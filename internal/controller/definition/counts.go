@@ -32,13 +32,13 @@ type ObjectCounter interface {
 // CountsReconciler keeps status.objects and status.readyObjects of every
 // definition. It is separate from the definition controller so that the
 // thousands of object and HelmRelease events of a busy kind never run the
-// schema steps: it only counts from caches and writes when a count changed,
-// at most once per MinInterval per definition.
+// schema steps: it counts from caches at most once per MinInterval per
+// definition, and writes only when a count changed.
 type CountsReconciler struct {
 	// Client reads definitions and HelmReleases from the manager's cache.
 	Client  client.Client
 	Counter ObjectCounter
-	// MinInterval between two status writes of one definition; defaults to 2s.
+	// MinInterval between two counts of one definition; defaults to 2s.
 	MinInterval time.Duration
 
 	mu    sync.Mutex
@@ -100,26 +100,9 @@ func (r *CountsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if def.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	total, ok := r.Counter.ObjectCount(def.Name)
-	if !ok {
-		// Not served (yet): the count is unknown, leave it.
-		return ctrl.Result{}, nil
-	}
-	var list helmv2.HelmReleaseList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}); err != nil {
-		return ctrl.Result{}, err
-	}
-	ready := 0
-	for i := range list.Items {
-		hr := &list.Items[i]
-		if metav1.GetControllerOf(hr) != nil && hr.DeletionTimestamp == nil && apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition) {
-			ready++
-		}
-	}
-	ready = min(ready, total)
-	if def.Status.Objects == int32(total) && def.Status.ReadyObjects == int32(ready) {
-		return ctrl.Result{}, nil
-	}
+	// Count at most once per MinInterval per definition: a bulk import
+	// brings thousands of events, and each count reads every HelmRelease
+	// of the kind from the cache.
 	minInterval := r.MinInterval
 	if minInterval <= 0 {
 		minInterval = 2 * time.Second
@@ -130,13 +113,33 @@ func (r *CountsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	total, ok := r.Counter.ObjectCount(def.Name)
+	if !ok {
+		// Not served (yet): the count is unknown, leave it.
+		return ctrl.Result{}, nil
+	}
+	var list helmv2.HelmReleaseList
+	if err := r.Client.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return ctrl.Result{}, err
+	}
+	ready := 0
+	for i := range list.Items {
+		hr := &list.Items[i]
+		if metav1.GetControllerOf(hr) != nil && hr.DeletionTimestamp == nil && apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition) {
+			ready++
+		}
+	}
+	ready = min(ready, total)
+	r.mu.Lock()
+	r.last[def.Name] = time.Now()
+	r.mu.Unlock()
+	if def.Status.Objects == int32(total) && def.Status.ReadyObjects == int32(ready) {
+		return ctrl.Result{}, nil
+	}
 	orig := def.DeepCopy()
 	def.Status.Objects, def.Status.ReadyObjects = int32(total), int32(ready)
 	if err := r.Client.Status().Patch(ctx, def, client.MergeFrom(orig)); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	r.mu.Lock()
-	r.last[def.Name] = time.Now()
-	r.mu.Unlock()
 	return ctrl.Result{}, nil
 }
