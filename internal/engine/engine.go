@@ -311,6 +311,9 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 	state.synced = true
 	n := len(e.kinds)
 	e.mu.Unlock()
+	// The initial list's events came before the kind counted as served:
+	// count its objects now.
+	e.objectsChanged(def.Name)
 	metrics.ServedKinds.Set(float64(n))
 	e.log.Info("serving kind", "definition", def.Name, "resource", gvr.String())
 

@@ -62,7 +62,10 @@ func (f *Fetcher) Fetch(ctx context.Context, object string, a *meta.Artifact) (*
 		return nil, errorf(ReasonArtifactFailed, false, "%s: artifact %s has no digest to verify it against", object, a.Revision)
 	}
 	if c := f.cached(a.Digest); c != nil {
-		return c, nil
+		// Another source may have the same artifact: name this one.
+		cp := *c
+		cp.Source = object + " artifact " + a.Revision
+		return &cp, nil
 	}
 	h, want, err := newHash(a.Digest)
 	if err != nil {

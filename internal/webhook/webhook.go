@@ -75,6 +75,11 @@ type kindEntry struct {
 	gk         schema.GroupKind
 	digest     string
 	validator  Validator
+	// onDemand entries were loaded through the Loader (on a replica that is
+	// not the leader) and are re-read every onDemandRefresh, since no
+	// KindServed or KindRetired will tell this replica about changes.
+	onDemand bool
+	loadedAt time.Time
 }
 
 // Handler answers admission requests for every generated kind and implements
@@ -133,7 +138,7 @@ func digest(c *chart.Chart, override []byte) string {
 // reports ServeFailed and is retried); the kind's objects are then admitted
 // unchecked, with a warning, rather than checked against an outdated schema.
 func (h *Handler) KindServed(_ context.Context, def *v1alpha1.ApplicationDefinition, c *chart.Chart) error {
-	if err := h.load(def, c); err != nil {
+	if err := h.load(def, c, false); err != nil {
 		return err
 	}
 	if h.registry != nil {
@@ -161,8 +166,19 @@ func (h *Handler) SetLoader(l Loader) {
 // unchecked before the Loader is tried again.
 const loaderRetry = 30 * time.Second
 
-// loadOnDemand loads the kind of gr through the Loader, at most one load per
-// kind at a time; nil when there is no Loader or it failed.
+// onDemandRefresh is how long an on-demand validator is used before the
+// Loader is asked again whether it is still the served one.
+var onDemandRefresh = 30 * time.Second
+
+// stale reports whether e must be re-read through the Loader.
+func (e *kindEntry) stale() bool {
+	return e.onDemand && time.Since(e.loadedAt) > onDemandRefresh
+}
+
+// loadOnDemand loads (or re-reads) the kind of gr through the Loader, one
+// load at a time; nil when there is no Loader or it failed, in which case an
+// on-demand entry that can no longer be confirmed is dropped rather than
+// used with a possibly outdated schema.
 func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *kindEntry {
 	h.mu.RLock()
 	loader := h.loader
@@ -172,7 +188,7 @@ func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *ki
 	}
 	h.loadMu.Lock()
 	defer h.loadMu.Unlock()
-	if e := h.lookup(gr); e != nil {
+	if e := h.lookup(gr); e != nil && !e.stale() {
 		return e // loaded while this request waited
 	}
 	if t, ok := h.failedAt[gr]; ok && time.Since(t) < loaderRetry {
@@ -182,13 +198,16 @@ func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *ki
 	defer cancel()
 	def, c, err := loader(ctx, gr)
 	if err == nil {
-		err = h.load(def, c)
+		err = h.load(def, c, true)
 	}
 	if err != nil {
 		if h.failedAt == nil {
 			h.failedAt = map[schema.GroupResource]time.Time{}
 		}
 		h.failedAt[gr] = time.Now()
+		if e := h.lookup(gr); e != nil && e.onDemand {
+			h.remove(e.definition)
+		}
 		h.log.Info("could not load the kind's chart schema; admitting it unchecked for now", "resource", gr.String(), "error", err.Error())
 		return nil
 	}
@@ -197,7 +216,7 @@ func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *ki
 }
 
 // load (re)builds the kind's validator when what it is built from changed.
-func (h *Handler) load(def *v1alpha1.ApplicationDefinition, c *chart.Chart) error {
+func (h *Handler) load(def *v1alpha1.ApplicationDefinition, c *chart.Chart, onDemand bool) error {
 	n := names.Effective(def)
 	gvr := schema.GroupVersionResource{Group: n.Group, Version: crd.Version, Resource: n.Plural}
 	gk := schema.GroupKind{Group: n.Group, Kind: n.Kind}
@@ -207,27 +226,41 @@ func (h *Handler) load(def *v1alpha1.ApplicationDefinition, c *chart.Chart) erro
 	}
 	d := digest(c, override)
 
-	h.mu.RLock()
+	h.mu.Lock()
 	cur := h.byDef[def.Name]
-	h.mu.RUnlock()
-	if cur == nil || cur.digest != d || cur.gvr != gvr || cur.gk != gk {
-		begin := time.Now()
-		v, err := h.newValidator(c, override)
-		if err != nil {
-			h.remove(def.Name)
-			return fmt.Errorf("building the admission validator of %s: %w", gk, err)
-		}
-		h.mu.Lock()
-		if old := h.byDef[def.Name]; old != nil {
-			delete(h.byResource, old.gvr.GroupResource())
-		}
-		e := &kindEntry{definition: def.Name, gvr: gvr, gk: gk, digest: d, validator: v}
-		h.byDef[def.Name] = e
-		h.byResource[gvr.GroupResource()] = e
+	switch {
+	case onDemand && cur != nil && !cur.onDemand:
+		// KindServed (the leader's definition steps) is authoritative: an
+		// on-demand load that read an older status must not replace it.
 		h.mu.Unlock()
-		h.log.Info("admission validator loaded", "definition", def.Name, "kind", gk.String(), "resource", gvr.Resource,
-			"chartVersion", chartVersion(c), "inlineSchema", override != nil, "took", time.Since(begin).String())
+		return nil
+	case cur != nil && cur.digest == d && cur.gvr == gvr && cur.gk == gk:
+		cur.onDemand, cur.loadedAt = onDemand, time.Now()
+		h.mu.Unlock()
+		return nil
 	}
+	h.mu.Unlock()
+
+	begin := time.Now()
+	v, err := h.newValidator(c, override)
+	if err != nil {
+		h.remove(def.Name)
+		return fmt.Errorf("building the admission validator of %s: %w", gk, err)
+	}
+	h.mu.Lock()
+	if old := h.byDef[def.Name]; old != nil {
+		if onDemand && !old.onDemand {
+			h.mu.Unlock()
+			return nil // KindServed won the race
+		}
+		delete(h.byResource, old.gvr.GroupResource())
+	}
+	e := &kindEntry{definition: def.Name, gvr: gvr, gk: gk, digest: d, validator: v, onDemand: onDemand, loadedAt: time.Now()}
+	h.byDef[def.Name] = e
+	h.byResource[gvr.GroupResource()] = e
+	h.mu.Unlock()
+	h.log.Info("admission validator loaded", "definition", def.Name, "kind", gk.String(), "resource", gvr.Resource,
+		"chartVersion", chartVersion(c), "inlineSchema", override != nil, "onDemand", onDemand, "took", time.Since(begin).String())
 	return nil
 }
 
@@ -309,7 +342,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 
 	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
 	e := h.lookup(gr)
-	if e == nil {
+	if e == nil || e.stale() {
 		e = h.loadOnDemand(ctx, gr)
 	}
 	if e == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -257,4 +258,68 @@ func counter(t *testing.T, kind, op, verdict string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// A replica that is not the leader loads a kind through the Loader on its
+// first request, re-reads it after onDemandRefresh (a new schema is picked
+// up), drops it when it can no longer be confirmed, and never replaces what
+// KindServed loaded with what an on-demand load read.
+func TestHandlerLoadsOnDemand(t *testing.T) {
+	f := newFixture()
+	ctx := context.Background()
+	schemaV := `{"type":"object"}`
+	var loaderErr error
+	loads := 0
+	f.h.SetLoader(func(_ context.Context, gr schema.GroupResource) (*v1alpha1.ApplicationDefinition, *chart.Chart, error) {
+		loads++
+		if gr != widgetGVR.GroupResource() {
+			t.Errorf("loader asked for %v", gr)
+		}
+		if loaderErr != nil {
+			return nil, nil, loaderErr
+		}
+		return testDefinition("widget", "Widget", schemaV), nil, nil
+	})
+	handle := func() admission.Response {
+		return f.h.Handle(ctx, request(admissionv1.Create, widgetGVR, "Widget", "w", map[string]any{"replicas": int64(5)}, nil))
+	}
+
+	if resp := handle(); resp.Allowed || loads != 1 {
+		t.Fatalf("first request: allowed %v after %d loads, want denied after 1", resp.Allowed, loads)
+	}
+	if resp := handle(); resp.Allowed || loads != 1 {
+		t.Errorf("second request: allowed %v after %d loads, want denied from the loaded validator", resp.Allowed, loads)
+	}
+	if len(f.reg.kinds) != 0 {
+		t.Errorf("an on-demand load registered kinds %v: only the leader configures the webhook", f.reg.kinds)
+	}
+
+	// The leader applied a new schema: picked up once the entry is stale.
+	defer func(d time.Duration) { onDemandRefresh = d }(onDemandRefresh)
+	onDemandRefresh = 0
+	schemaV, f.max = `{"type":"object","title":"v2"}`, 10
+	if resp := handle(); !resp.Allowed || f.builds != 2 {
+		t.Errorf("after a schema change: allowed %v with %d builds, want allowed by a rebuilt validator", resp.Allowed, f.builds)
+	}
+
+	// The definition is gone: the entry is dropped, not used unconfirmed.
+	loaderErr = fmt.Errorf("no served ApplicationDefinition for widgets.apps.chartkind.io")
+	if resp := handle(); !resp.Allowed || len(resp.Warnings) == 0 {
+		t.Errorf("after the definition went: allowed %v warnings %v, want admitted unchecked with a warning", resp.Allowed, resp.Warnings)
+	}
+
+	// KindServed is authoritative over a concurrent on-demand load.
+	onDemandRefresh = time.Hour
+	f.max = 3
+	if err := f.h.KindServed(ctx, testDefinition("widget", "Widget", `{"type":"object","title":"v3"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	builds := f.builds
+	f.max = 100
+	if err := f.h.load(testDefinition("widget", "Widget", `{"type":"object","title":"v2"}`), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if resp := handle(); resp.Allowed || f.builds != builds {
+		t.Errorf("an on-demand load replaced KindServed's validator (allowed %v, builds %d -> %d)", resp.Allowed, builds, f.builds)
+	}
 }

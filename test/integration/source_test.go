@@ -327,3 +327,26 @@ func TestForeignHelmChartNotTakenOver(t *testing.T) {
 		t.Error("deleting the definition deleted a HelmChart chartkind did not create")
 	}
 }
+
+// Objects that exist before their kind is served (after a restart, or a
+// retained CRD) are counted once it is, without waiting for another event.
+func TestCountsAfterRestart(t *testing.T) {
+	op := startOperator(t)
+	ns := newNamespace(t)
+	def := createDefinition(t, widgetDefinition("countedwidget", "CountedWidget"))
+	for i := range 3 {
+		createObject(t, def, ns, fmt.Sprintf("c%d", i), map[string]any{"replicas": int64(1)})
+	}
+	waitCounts(t, def.Name, 3, 0)
+	op.stop()
+	testenv.WaitFor(t, timeout, "resetting the counts", func(ctx context.Context) error {
+		d := &v1alpha1.ApplicationDefinition{}
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: def.Name}, d); err != nil {
+			return err
+		}
+		d.Status.Objects = 0
+		return env.Client.Status().Update(ctx, d)
+	})
+	op.restart()
+	waitCounts(t, def.Name, 3, 0)
+}

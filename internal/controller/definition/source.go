@@ -8,6 +8,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -52,10 +53,12 @@ func (r *Reconciler) resolveSchema(ctx context.Context, def *v1alpha1.Applicatio
 	}
 	c, digest, serr := r.chartFromFlux(ctx, def)
 	if serr != nil {
-		if inline {
+		if inline && def.Status.ArtifactDigest == "" && def.Status.ChartVersion == "" {
 			// The inline schema is enough to serve the kind; without the
 			// chart's values.yaml, fields are only nullable where the
-			// schema says so.
+			// schema says so. Once a chart has been read, an unreadable
+			// source must not change the CRD (values.yaml decides which
+			// fields are nullable): keep serving what is served.
 			return out, nil
 		}
 		return out, serr
@@ -325,7 +328,9 @@ func (r *Reconciler) ServedChart(ctx context.Context, gr schema.GroupResource) (
 	var def *v1alpha1.ApplicationDefinition
 	for i := range list.Items {
 		d := &list.Items[i]
-		if n := d.Status.Names; n != nil && n.Group == gr.Group && n.Plural == gr.Resource && d.DeletionTimestamp == nil && d.Status.SchemaDigest != "" {
+		ready := apimeta.FindStatusCondition(d.Status.Conditions, ConditionReady)
+		refused := ready != nil && ready.Reason == ReasonCRDConflict
+		if n := d.Status.Names; n != nil && n.Group == gr.Group && n.Plural == gr.Resource && d.DeletionTimestamp == nil && d.Status.SchemaDigest != "" && !refused {
 			def = d
 			break
 		}
