@@ -350,3 +350,52 @@ func TestCountsAfterRestart(t *testing.T) {
 	op.restart()
 	waitCounts(t, def.Name, 3, 0)
 }
+
+// A definition with an inline schema and a chart reads the chart's
+// values.yaml too; once it has, an unreadable artifact keeps the served CRD
+// (the inline schema alone would make different fields nullable) instead of
+// falling back to the inline schema without values.
+func TestInlineSchemaKeepsServedChart(t *testing.T) {
+	startOperator(t)
+	ctx := context.Background()
+	srcNS := newNamespace(t)
+	if err := env.Client.Create(ctx, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: "gadgets"},
+		Spec: sourcev1.HelmRepositorySpec{URL: "http://127.0.0.1:1/unused", Interval: metav1.Duration{Duration: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	def := gadgetDefinition("inlinegadgets", "InlineGadget", srcNS)
+	def.Spec.Schema = &apiextensionsv1.JSON{Raw: []byte(gadgetV1)}
+	if err := env.Client.Create(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteDefinition(t, def.Name) })
+	// Served from the inline schema before the chart can be read.
+	waitDefinitionReason(t, def.Name, "Serving")
+	art := &artifactServer{t: t, repo: testenv.ServeChartRepo(t, ""), ns: srcNS, name: "chartkind-inlinegadgets"}
+	art.release(gadgetChart(t, gadgetV1, "size: small\nreplicas: 1\n"), "0.1.0")
+	var served *v1alpha1.ApplicationDefinition
+	testenv.WaitFor(t, timeout, "served with the chart's values", func(ctx context.Context) error {
+		served = waitDefinitionReason(t, def.Name, "Serving")
+		if served.Status.ChartVersion != "0.1.0" {
+			return fmt.Errorf("chart version %q", served.Status.ChartVersion)
+		}
+		return nil
+	})
+	before := &apiextensionsv1.CustomResourceDefinition{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: served.Status.CRDName}, before); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := art.publish(gadgetChart(t, gadgetV1, "size: small\n"), "0.1.1")
+	art.advertise("0.1.1", url, "sha256:"+strings.Repeat("cd", 32))
+	failed := waitDefinitionReason(t, def.Name, "ArtifactFailed")
+	if failed.Status.ChartVersion != "0.1.0" || failed.Status.SchemaDigest != served.Status.SchemaDigest {
+		t.Errorf("status after an unreadable artifact: chart %q schema %s, want 0.1.0 %s", failed.Status.ChartVersion, failed.Status.SchemaDigest, served.Status.SchemaDigest)
+	}
+	after := &apiextensionsv1.CustomResourceDefinition{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: served.Status.CRDName}, after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != before.Generation {
+		t.Errorf("the CRD changed (generation %d -> %d) while the artifact was unreadable", before.Generation, after.Generation)
+	}
+}
