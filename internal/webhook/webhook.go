@@ -94,7 +94,8 @@ type Handler struct {
 	byResource map[schema.GroupResource]*kindEntry
 	loader     Loader
 
-	loadMu   sync.Mutex // one on-demand load at a time
+	loadMu   sync.Mutex // guards loading and failedAt
+	loading  map[schema.GroupResource]*sync.Mutex
 	failedAt map[schema.GroupResource]time.Time
 }
 
@@ -176,7 +177,7 @@ func (e *kindEntry) stale() bool {
 }
 
 // loadOnDemand loads (or re-reads) the kind of gr through the Loader, one
-// load at a time; nil when there is no Loader or it failed, in which case an
+// load per kind at a time; nil when there is no Loader or it failed, in which case an
 // on-demand entry that can no longer be confirmed is dropped rather than
 // used with a possibly outdated schema.
 func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *kindEntry {
@@ -186,12 +187,27 @@ func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *ki
 	if loader == nil {
 		return nil
 	}
+	// One load per kind at a time, so a slow artifact download for one kind
+	// never holds up the first requests of another.
 	h.loadMu.Lock()
-	defer h.loadMu.Unlock()
+	if h.loading == nil {
+		h.loading, h.failedAt = map[schema.GroupResource]*sync.Mutex{}, map[schema.GroupResource]time.Time{}
+	}
+	kindMu := h.loading[gr]
+	if kindMu == nil {
+		kindMu = &sync.Mutex{}
+		h.loading[gr] = kindMu
+	}
+	h.loadMu.Unlock()
+	kindMu.Lock()
+	defer kindMu.Unlock()
 	if e := h.lookup(gr); e != nil && !e.stale() {
 		return e // loaded while this request waited
 	}
-	if t, ok := h.failedAt[gr]; ok && time.Since(t) < loaderRetry {
+	h.loadMu.Lock()
+	failed, recent := h.failedAt[gr]
+	h.loadMu.Unlock()
+	if recent && time.Since(failed) < loaderRetry {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -200,18 +216,20 @@ func (h *Handler) loadOnDemand(ctx context.Context, gr schema.GroupResource) *ki
 	if err == nil {
 		err = h.load(def, c, true)
 	}
+	h.loadMu.Lock()
 	if err != nil {
-		if h.failedAt == nil {
-			h.failedAt = map[schema.GroupResource]time.Time{}
-		}
 		h.failedAt[gr] = time.Now()
+	} else {
+		delete(h.failedAt, gr)
+	}
+	h.loadMu.Unlock()
+	if err != nil {
 		if e := h.lookup(gr); e != nil && e.onDemand {
 			h.remove(e.definition)
 		}
 		h.log.Info("could not load the kind's chart schema; admitting it unchecked for now", "resource", gr.String(), "error", err.Error())
 		return nil
 	}
-	delete(h.failedAt, gr)
 	return h.lookup(gr)
 }
 

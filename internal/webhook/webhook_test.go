@@ -323,3 +323,38 @@ func TestHandlerLoadsOnDemand(t *testing.T) {
 		t.Errorf("an on-demand load replaced KindServed's validator (allowed %v, builds %d -> %d)", resp.Allowed, builds, f.builds)
 	}
 }
+
+// A slow on-demand load of one kind does not hold up another kind's.
+func TestHandlerLoadsKindsIndependently(t *testing.T) {
+	f := newFixture()
+	ctx := context.Background()
+	slow := make(chan struct{})
+	gadgetGVR := schema.GroupVersionResource{Group: "apps.chartkind.io", Version: "v1alpha1", Resource: "gadgets"}
+	f.h.SetLoader(func(_ context.Context, gr schema.GroupResource) (*v1alpha1.ApplicationDefinition, *chart.Chart, error) {
+		if gr.Resource == "gadgets" {
+			<-slow
+			return testDefinition("gadget", "Gadget", `{"type":"object"}`), nil, nil
+		}
+		return testDefinition("widget", "Widget", `{"type":"object"}`), nil, nil
+	})
+	done := make(chan admission.Response)
+	go func() {
+		done <- f.h.Handle(ctx, request(admissionv1.Create, gadgetGVR, "Gadget", "g", map[string]any{"replicas": int64(5)}, nil))
+	}()
+	resp := make(chan admission.Response)
+	go func() {
+		resp <- f.h.Handle(ctx, request(admissionv1.Create, widgetGVR, "Widget", "w", map[string]any{"replicas": int64(5)}, nil))
+	}()
+	select {
+	case r := <-resp:
+		if r.Allowed {
+			t.Error("widget allowed: its validator was not loaded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a widget request waited for the gadget's load")
+	}
+	close(slow)
+	if r := <-done; r.Allowed {
+		t.Error("gadget allowed after its load")
+	}
+}
