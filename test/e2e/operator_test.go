@@ -31,25 +31,15 @@ import (
 // deleting the object uninstalls the release.
 func TestApplicationThroughRealHelm(t *testing.T) {
 	ctx := context.Background()
-	env := testenv.Start(t, testenv.Options{Flux: true, AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}})
-	c := env.Client
-	charts := testenv.ServeChartRepo(t, "../../examples/charts")
 	const ns = "e2e-apps"
+	env, repo := startWithRepository(t, ns, "examples", testenv.ServeChartRepo(t, "../../examples/charts"))
+	c := env.Client
 	step := func(what string) func() {
 		t.Helper()
 		start := time.Now()
 		t.Logf("%s…", what)
 		return func() { t.Helper(); t.Logf("%s: done in %s", what, time.Since(start).Round(time.Millisecond)) }
 	}
-
-	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	repo := &sourcev1.HelmRepository{
-		ObjectMeta: metav1.ObjectMeta{Name: "examples", Namespace: ns},
-		Spec:       sourcev1.HelmRepositorySpec{URL: charts.URL, Interval: metav1.Duration{Duration: time.Hour}},
-	}
-	must(t, c.Create(ctx, repo))
-
-	startOperator(t, env)
 
 	done := step("ApplicationDefinition redis serves kind Redis")
 	def := &v1alpha1.ApplicationDefinition{
@@ -157,4 +147,21 @@ func startOperator(t *testing.T, env *testenv.Env) {
 	done := make(chan error, 1)
 	go func() { done <- op.Start(ctx) }()
 	t.Cleanup(func() { stop(); <-done })
+}
+
+// startWithRepository starts a control plane with the real Flux controllers,
+// creates namespace ns with a HelmRepository called name for charts, and runs
+// the operator.
+func startWithRepository(t *testing.T, ns, name string, charts *testenv.ChartRepo) (*testenv.Env, *sourcev1.HelmRepository) {
+	t.Helper()
+	ctx := context.Background()
+	env := testenv.Start(t, testenv.Options{Flux: true, AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}})
+	must(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	repo := &sourcev1.HelmRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       sourcev1.HelmRepositorySpec{URL: charts.URL, Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	must(t, env.Client.Create(ctx, repo))
+	startOperator(t, env)
+	return env, repo
 }

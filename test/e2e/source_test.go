@@ -10,12 +10,10 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
@@ -29,19 +27,11 @@ import (
 // is refused with a condition naming it, and the CRD stays as it was.
 func TestChartVersionsThroughFlux(t *testing.T) {
 	ctx := context.Background()
-	env := testenv.Start(t, testenv.Options{Flux: true, AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}})
-	c := env.Client
 	charts := testenv.ServeChartRepo(t, "")
 	charts.Publish(t, "testdata/gadget/v1", "")
 	const ns = "e2e-gadgets"
-	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	repo := &sourcev1.HelmRepository{
-		ObjectMeta: metav1.ObjectMeta{Name: "gadgets", Namespace: ns},
-		Spec:       sourcev1.HelmRepositorySpec{URL: charts.URL, Interval: metav1.Duration{Duration: time.Hour}},
-	}
-	must(t, c.Create(ctx, repo))
-
-	startOperator(t, env)
+	env, repo := startWithRepository(t, ns, "gadgets", charts)
+	c := env.Client
 
 	def := &v1alpha1.ApplicationDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: "gadget"},
