@@ -6,7 +6,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,31 +58,11 @@ const (
 	short   = 3 * time.Second
 )
 
-// lockedBuffer collects an operator's log, printed when the test fails.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) line(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(time.Now().Format("15:04:05.000 "))
-	b.buf.WriteString(s)
-	b.buf.WriteByte('\n')
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runningOperator is the test's operator, started in-process. stop ends it
 // and waits; restart starts a new one (stopping the current one first).
 type runningOperator struct {
 	t       *testing.T
-	logs    *lockedBuffer
+	logs    *testenv.LogBuffer
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan error
@@ -96,7 +74,7 @@ type runningOperator struct {
 // the operator to remove finalizers) runs before the operator stops.
 func startOperator(t *testing.T) *runningOperator {
 	t.Helper()
-	r := &runningOperator{t: t, logs: &lockedBuffer{}}
+	r := &runningOperator{t: t, logs: &testenv.LogBuffer{}}
 	r.restart()
 	t.Cleanup(func() {
 		r.stop()
@@ -114,7 +92,7 @@ func (r *runningOperator) restart() {
 	defer r.mu.Unlock()
 	r.started++
 	n := r.started
-	log := funcr.New(func(prefix, args string) { r.logs.line(fmt.Sprintf("[op%d] %s %s", n, prefix, args)) }, funcr.Options{Verbosity: 1})
+	log := r.logs.Logger(fmt.Sprintf("[op%d] ", n), 1)
 	op, err := operator.New(env.Config, operator.Options{
 		ChartsDir:               filepath.Join(env.RootDir, "examples", "charts"),
 		MetricsBindAddress:      "0",

@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	dto "github.com/prometheus/client_model/go"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,7 +52,7 @@ type whOperator struct {
 	t      *testing.T
 	cfg    *rest.Config
 	opts   operator.Options
-	logs   *lockedBuffer
+	logs   *testenv.LogBuffer
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan error
@@ -72,7 +71,7 @@ func startWebhookOperator(t *testing.T, cfg *rest.Config, c client.Client, w ope
 			t.Errorf("deleting ValidatingWebhookConfiguration %s: %v", w.ConfigurationName, err)
 		}
 	})
-	o := &whOperator{t: t, cfg: cfg, logs: &lockedBuffer{}, opts: operator.Options{
+	o := &whOperator{t: t, cfg: cfg, logs: &testenv.LogBuffer{}, opts: operator.Options{
 		ChartsDir:               filepath.Join(env.RootDir, "examples", "charts"),
 		MetricsBindAddress:      "0",
 		MaxConcurrentReconciles: 2,
@@ -95,7 +94,7 @@ func (o *whOperator) start() {
 	o.n++
 	n := o.n
 	opts := o.opts
-	opts.Logger = funcr.New(func(prefix, args string) { o.logs.line(fmt.Sprintf("[op%d] %s %s", n, prefix, args)) }, funcr.Options{Verbosity: 1})
+	opts.Logger = o.logs.Logger(fmt.Sprintf("[op%d] ", n), 1)
 	op, err := operator.New(o.cfg, opts)
 	if err != nil {
 		o.t.Fatalf("operator.New: %v", err)

@@ -15,12 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -54,11 +52,11 @@ const timeout = 60 * time.Second
 
 // clientLog collects what client-go logs through klog (event sink and
 // leader election errors), which is where a forbidden event write shows.
-var clientLog = &lockedBuffer{}
+var clientLog = &testenv.LogBuffer{}
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
-	klog.SetLogger(funcr.New(func(prefix, args string) { clientLog.line("[klog] " + prefix + " " + args) }, funcr.Options{Verbosity: 4}))
+	klog.SetLogger(clientLog.Logger("[klog] ", 4))
 	e, stop, err := testenv.StartMain(testenv.Options{
 		ControllerManager: true,
 		AddToScheme:       []func(*runtime.Scheme) error{v1alpha1.AddToScheme},
@@ -128,26 +126,6 @@ func readManifests(path string) ([]*unstructured.Unstructured, error) {
 	}
 }
 
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) line(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(time.Now().Format("15:04:05.000 "))
-	b.buf.WriteString(s)
-	b.buf.WriteByte('\n')
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startOperator runs the operator in-process as its ServiceAccount, with
 // leader election in its namespace, until the test ends. Call it before
 // creating definitions, so that their cleanup (which needs the operator to
@@ -155,8 +133,8 @@ func (b *lockedBuffer) String() string {
 // operator or client-go logged a refused request.
 func startOperator(t *testing.T) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	log := funcr.New(func(prefix, args string) { logs.line(prefix + " " + args) }, funcr.Options{Verbosity: 1})
+	logs := &testenv.LogBuffer{}
+	log := logs.Logger("", 1)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	op, err := operator.New(cfg, operator.Options{
