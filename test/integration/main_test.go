@@ -194,15 +194,8 @@ func deleteDefinition(t *testing.T, name string) {
 		t.Errorf("deleting definition %s: %v", name, err)
 		return
 	}
-	if err := testenv.Poll(context.Background(), timeout, func(ctx context.Context) error {
-		err := env.Client.Get(ctx, client.ObjectKeyFromObject(def), def)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there (finalizers %v, err %v)", def.Finalizers, err)
-	}); err != nil {
-		t.Errorf("definition %s not deleted: %v", name, err)
-	}
+	// The operator removes its finalizer once the kind is stopped.
+	env.WaitForDeleted(t, def, timeout)
 }
 
 // waitDefinitionReason waits for the definition's Ready reason.

@@ -32,7 +32,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/operator"
@@ -215,15 +214,8 @@ func deleteDefinition(t *testing.T, name string) {
 		t.Errorf("deleting definition %s: %v", name, err)
 		return
 	}
-	if err := testenv.Poll(context.Background(), timeout, func(ctx context.Context) error {
-		err := env.Client.Get(ctx, client.ObjectKeyFromObject(def), def)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there (finalizers %v, err %v)", def.Finalizers, err)
-	}); err != nil {
-		t.Errorf("definition %s not finalized: %v", name, err)
-	}
+	// The operator removes its finalizer once the kind is stopped.
+	env.WaitForDeleted(t, def, timeout)
 }
 
 // bind binds user to the built-in ClusterRole role in namespace ns.
