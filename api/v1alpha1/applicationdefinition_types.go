@@ -54,6 +54,59 @@ type ApplicationDefinitionSpec struct {
 	// +kubebuilder:validation:Pattern=`^sha256:[0-9a-f]{64}$`
 	// +optional
 	AcceptSchemaChange string `json:"acceptSchemaChange,omitempty"`
+
+	// Access says what users see in their objects' status.access: how to
+	// connect to what their release installed. By default every Service,
+	// Ingress and Secret (key names only, never values) of the release and the
+	// release notes rendered from the chart's NOTES.txt.
+	// +optional
+	Access *AccessSpec `json:"access,omitempty"`
+}
+
+// AccessSpec selects what of each release is shown to the object's users.
+type AccessSpec struct {
+	// Objects select the release's objects shown in status.access; an object is
+	// shown when any rule matches it. Empty: every Service, Ingress and Secret
+	// of the release.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Objects []AccessRule `json:"objects,omitempty"`
+
+	// ReleaseNotes says whether status.access.notes shows the notes Helm
+	// rendered from the chart's NOTES.txt (Show, the default) or not (Hide).
+	// Notes are rendered from the values and may contain anything a template
+	// prints: hide them for charts whose notes print secrets.
+	// +kubebuilder:validation:Enum=Show;Hide
+	// +kubebuilder:default=Show
+	// +optional
+	ReleaseNotes ReleaseNotesPolicy `json:"releaseNotes,omitempty"`
+}
+
+// ReleaseNotesPolicy says whether release notes are shown.
+type ReleaseNotesPolicy string
+
+const (
+	// ReleaseNotesShow shows the rendered NOTES.txt in the object's status.
+	ReleaseNotesShow ReleaseNotesPolicy = "Show"
+	// ReleaseNotesHide never reads or shows them.
+	ReleaseNotesHide ReleaseNotesPolicy = "Hide"
+)
+
+// AccessRule matches objects of one kind in a release's inventory.
+// +kubebuilder:validation:XValidation:rule="!(has(self.name) && has(self.selector))",message="set at most one of name and selector"
+type AccessRule struct {
+	// Kind of the objects: Service, Ingress or Secret.
+	// +kubebuilder:validation:Enum=Service;Ingress;Secret
+	Kind string `json:"kind"`
+
+	// Name, when set, matches only the object of that name.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// Selector, when set, matches only objects with these labels.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
 // DefaultsPolicy says whether chart defaults are applied by the API server.

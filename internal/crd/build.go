@@ -129,6 +129,8 @@ func printerColumns(extra []apiextensionsv1.CustomResourceColumnDefinition) []ap
 		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
 		{Name: "Version", Type: "string", JSONPath: ".status.version"},
 		{Name: "Reason", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].reason`, Priority: 1},
+		{Name: "Healthy", Type: "string", JSONPath: `.status.conditions[?(@.type=="Healthy")].status`, Priority: 1},
+		{Name: "Endpoint", Type: "string", JSONPath: ".status.endpoint", Priority: 1},
 		{Name: "Message", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].message`, Priority: 1},
 	}
 	return append(cols, extra...)
@@ -184,7 +186,7 @@ func StatusSchema() apiextensionsv1.JSONSchemaProps {
 		Type:     "object",
 		Required: []string{"type", "status", "lastTransitionTime", "reason", "message"},
 		Properties: map[string]apiextensionsv1.JSONSchemaProps{
-			"type":               {Type: "string", MaxLength: ptr.To[int64](316), Description: "Type of condition: Ready, Released, Reconciling, Stalled."},
+			"type":               {Type: "string", MaxLength: ptr.To[int64](316), Description: "Type of condition: Ready, Healthy, Released, Reconciling, Stalled, Suspended."},
 			"status":             {Type: "string", Enum: []apiextensionsv1.JSON{{Raw: []byte(`"True"`)}, {Raw: []byte(`"False"`)}, {Raw: []byte(`"Unknown"`)}}},
 			"observedGeneration": {Type: "integer", Format: "int64", Minimum: ptr.To[float64](0)},
 			"lastTransitionTime": {Type: "string", Format: "date-time"},
@@ -192,14 +194,65 @@ func StatusSchema() apiextensionsv1.JSONSchemaProps {
 			"message":            {Type: "string", MaxLength: ptr.To[int64](32768)},
 		},
 	}
+	strs := func(desc string) apiextensionsv1.JSONSchemaProps {
+		return apiextensionsv1.JSONSchemaProps{Type: "array", Description: desc,
+			Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "string"}}}
+	}
+	list := func(desc string, item apiextensionsv1.JSONSchemaProps) apiextensionsv1.JSONSchemaProps {
+		item.Type = "object"
+		return apiextensionsv1.JSONSchemaProps{Type: "array", Description: desc, XListType: ptr.To("atomic"),
+			Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &item}}
+	}
+	port := apiextensionsv1.JSONSchemaProps{
+		Type: "object",
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"name":       str("Name of the port."),
+			"port":       {Type: "integer", Format: "int32", Description: "Port of the Service."},
+			"protocol":   str("TCP, UDP or SCTP."),
+			"targetPort": str("Port of the pods the Service sends to."),
+			"nodePort":   {Type: "integer", Format: "int32", Description: "Port on every node, for NodePort and LoadBalancer Services."},
+		},
+	}
+	access := apiextensionsv1.JSONSchemaProps{
+		Type:        "object",
+		Description: "How to reach what the release installed, from its inventory: Services, Ingresses, Secrets (key names only) and the release notes. The definition's spec.access selects what is shown.",
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"services": list("Services of the release.", apiextensionsv1.JSONSchemaProps{Properties: map[string]apiextensionsv1.JSONSchemaProps{
+				"name":      str("Name of the Service."),
+				"type":      str("ClusterIP, NodePort, LoadBalancer or ExternalName."),
+				"clusterIP": str("Cluster IP; None for a headless Service."),
+				"dns":       str("DNS name inside the cluster."),
+				"ports":     {Type: "array", Description: "Ports of the Service.", Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &port}},
+				"external":  strs("External addresses: load balancer IPs or host names and external IPs."),
+			}}),
+			"ingresses": list("Ingresses of the release.", apiextensionsv1.JSONSchemaProps{Properties: map[string]apiextensionsv1.JSONSchemaProps{
+				"name":  str("Name of the Ingress."),
+				"class": str("Ingress class."),
+				"urls":  strs("URLs the Ingress serves."),
+			}}),
+			"secrets": list("Secrets of the release, with the names of their keys (never their values).", apiextensionsv1.JSONSchemaProps{Properties: map[string]apiextensionsv1.JSONSchemaProps{
+				"name": str("Name of the Secret."),
+				"keys": strs("Names of the Secret's keys."),
+			}}),
+			"notes": str("Release notes Helm rendered from the chart's NOTES.txt (bounded in size)."),
+		},
+	}
 	return apiextensionsv1.JSONSchemaProps{
 		Type:        "object",
-		Description: "Status of the application, reflected from its HelmRelease.",
+		Description: "Status of the application, reflected from its HelmRelease and what it installed.",
+		// Present from creation on, before chartkind writes any status, so that
+		// tools that wait (kstatus: Flux, kubectl wait, CI) read a new object as
+		// InProgress: observedGeneration 0 differs from every generation.
+		Default: &apiextensionsv1.JSON{Raw: []byte(`{"observedGeneration":0}`)},
 		Properties: map[string]apiextensionsv1.JSONSchemaProps{
-			"observedGeneration": i64("The generation whose values the HelmRelease has processed."),
+			"observedGeneration": {Type: "integer", Format: "int64", Default: &apiextensionsv1.JSON{Raw: []byte(`0`)},
+				Description: "The generation whose values the HelmRelease has processed; 0 until it has processed one."},
+			"lastHandledReconcileAt": str("The last reconcile request (reconcile.fluxcd.io/requestedAt) helm-controller handled."),
+			"endpoint":               str("Where to connect, in one line: the first external address or Ingress URL, else the first Service's cluster DNS name and port."),
+			"access":                 access,
 			"conditions": {
 				Type:         "array",
-				Description:  "Conditions of the release: Ready, Released, Reconciling, Stalled.",
+				Description:  "Ready: Helm's last action on the release succeeded (from the HelmRelease). Healthy: the objects it installed are healthy. Released, Reconciling, Stalled: from the HelmRelease. Suspended: the release is suspended.",
 				Items:        &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &condition},
 				XListType:    ptr.To("map"),
 				XListMapKeys: []string{"type"},

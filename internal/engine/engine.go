@@ -82,6 +82,10 @@ type Options struct {
 	// must not block) when an object of a kind is added or deleted, so that
 	// counts of objects can be kept up to date.
 	ObjectsChanged func(definitionName string)
+	// WatchedAnnotations are object annotations whose change is worth a
+	// reconcile although it changes no generation (the operations users
+	// request through annotations). Other metadata-only updates are ignored.
+	WatchedAnnotations []string
 }
 
 // Engine serves application kinds. Create it with New, run it with Start.
@@ -275,7 +279,8 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 			// change neither generation nor deletion: nothing to mirror.
 			if om, ok := o.(metav1.Object); ok {
 				if nm, ok := n.(metav1.Object); ok && om.GetGeneration() == nm.GetGeneration() &&
-					(om.GetDeletionTimestamp() == nil) == (nm.GetDeletionTimestamp() == nil) {
+					(om.GetDeletionTimestamp() == nil) == (nm.GetDeletionTimestamp() == nil) &&
+					!e.annotationsChanged(om, nm) {
 					return
 				}
 			}
@@ -321,6 +326,19 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 	// map them again, so that unlinked and orphaned ones are handled.
 	e.resyncReleases(ctx, def.Name)
 	return nil
+}
+
+// annotationsChanged reports whether any watched annotation differs between o and n.
+func (e *Engine) annotationsChanged(o, n metav1.Object) bool {
+	oa, na := o.GetAnnotations(), n.GetAnnotations()
+	for _, k := range e.opts.WatchedAnnotations {
+		ov, ook := oa[k]
+		nv, nok := na[k]
+		if ov != nv || ook != nok {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop stops serving the kind of the named definition. Objects of the kind and

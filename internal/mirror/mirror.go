@@ -51,11 +51,18 @@ const foreignRecheck = time.Minute
 // Condition types and reasons set on application objects.
 const (
 	ConditionReady = "Ready"
+	// ConditionSuspended is True while the release is suspended.
+	ConditionSuspended = "Suspended"
+	// ConditionHealthy says whether the objects the release installed are
+	// healthy (kstatus Current), separately from whether Helm's last action
+	// succeeded (Ready).
+	ConditionHealthy = "Healthy"
 
 	ReasonProgressing     = "Progressing"
 	ReasonNameTooLong     = "NameTooLong"
 	ReasonReleaseConflict = "ReleaseConflict"
 	ReasonReconcileFailed = "ReconcileFailed"
+	ReasonSuspended       = "Suspended"
 
 	// Event reasons.
 	EventConflictObjectWins = "ConflictObjectWins"

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -361,10 +362,21 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 	processed := hr.Generation > 0 && hr.Status.ObservedGeneration == hr.Generation &&
 		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
 	ready := findCondition(hr.Status.Conditions, ConditionReady)
+	st.LastHandledReconcileAt = hr.Status.LastHandledReconcileAt
+	if hr.Spec.Suspend {
+		st.setCondition(metav1.Condition{Type: ConditionSuspended, Status: metav1.ConditionTrue, Reason: ReasonSuspended,
+			Message: "HelmRelease " + hr.Name + " is suspended: helm-controller makes no change until it is resumed" + resumeHint(t, obj)})
+	} else {
+		st.removeCondition(ConditionSuspended)
+	}
 	switch {
 	case processed && ready != nil:
 		st.ObservedGeneration = obj.GetGeneration()
-		st.setCondition(copyCondition(ready))
+		c := copyCondition(ready)
+		if stuck(hr) && c.Status != metav1.ConditionTrue {
+			c.Message = strings.TrimSuffix(c.Message, ".") + "; " + retryHint(t.names.Singular, obj.GetNamespace(), obj.GetName())
+		}
+		st.setCondition(c)
 	case processed:
 		st.ObservedGeneration = obj.GetGeneration()
 		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonProgressing,
@@ -450,6 +462,7 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 		ann = map[string]string{}
 	}
 	ann[AnnotationGeneration] = strconv.FormatInt(obj.GetGeneration(), 10)
+	applyOperations(obj, hr, ann)
 	hr.SetAnnotations(ann)
 
 	ctrl := metav1.OwnerReference{
@@ -478,7 +491,15 @@ func releaseEqual(a, b *helmv2.HelmRelease) bool {
 	if errA != nil || errB != nil || digest(av) != digest(bv) {
 		return false
 	}
-	return equality.Semantic.DeepEqual(ownedOf(&a.Spec), ownedOf(&b.Spec))
+	return a.Spec.Suspend == b.Spec.Suspend && equality.Semantic.DeepEqual(ownedOf(&a.Spec), ownedOf(&b.Spec))
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// resumeHint says how a user resumes a release suspended through the object.
+func resumeHint(t *target, obj *unstructured.Unstructured) string {
+	if suspendRequested(obj) != "true" {
+		return ""
+	}
+	return "; to resume: kubectl annotate " + t.names.Singular + " " + obj.GetName() + " -n " + obj.GetNamespace() + " " + AnnotationSuspend + "-"
+}

@@ -27,6 +27,8 @@ type objectStatus struct {
 	UpgradeFailures    int64              `json:"upgradeFailures,omitempty"`
 	ValuesDigest       string             `json:"valuesDigest,omitempty"`
 	Release            *releaseRef        `json:"release,omitempty"`
+	// LastHandledReconcileAt is the last reconcile request helm-controller handled.
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 }
 
 type releaseRef struct {
@@ -85,7 +87,7 @@ func (s *objectStatus) setCondition(c metav1.Condition) {
 
 func (s *objectStatus) removeCondition(t string) { meta.RemoveStatusCondition(&s.Conditions, t) }
 
-var conditionOrder = map[string]int{"Ready": 0, "Released": 1, "Reconciling": 2, "Stalled": 3}
+var conditionOrder = map[string]int{"Ready": 0, "Healthy": 1, "Released": 2, "Reconciling": 3, "Stalled": 4, "Suspended": 5}
 
 func sortConditions(cs []metav1.Condition) {
 	rank := func(t string) int {

@@ -152,6 +152,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Workers:        opts.MaxConcurrentReconciles,
 		Logger:         log.WithName("engine"),
 		ObjectsChanged: counts.ObjectsChanged,
+		// Operations users request on their objects (see mirror/operations.go).
+		WatchedAnnotations: mirror.WatchedAnnotations(),
 	})
 	counts.Counter = eng
 	if err := counts.SetupWithManager(mgr); err != nil {
