@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real control plane used by integration and e2e tests (internal/testenv) into bin/:
 #
-#   bin/k8s/{kube-apiserver,kube-controller-manager,kubectl,etcd}   (envtest's BinaryAssetsDirectory)
+#   bin/k8s/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,etcd}
+#                                                                   (envtest's BinaryAssetsDirectory)
+#   bin/kwok/kwok                                                   (fake Node and Pods, no kubelet)
 #   bin/flux/{source-controller,helm-controller}
 #   bin/flux/crds/*.yaml                                            (Flux CRDs, from the module cache)
 #   bin/controller-gen
@@ -11,12 +13,14 @@
 # hack/tools/<module>/ (each with its own go.mod and go.sum).
 #
 # Usage: hack/testbin.sh [target...]
-#   targets: kube-apiserver kube-controller-manager kubectl etcd source-controller
-#            helm-controller flux-crds controller-gen, or the groups k8s, flux, all (default).
+#   targets: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok
+#            source-controller helm-controller flux-crds controller-gen, or the groups k8s,
+#            flux, all (default).
 #
 # A binary is rebuilt only when its stamp (bin/.../.<name>.stamp) no longer matches: the stamp
 # records the package, the pinned version, the Go version, the link flags and the sha256 of the
-# tools module's go.mod and go.sum. Set TESTBIN_FORCE=1 to rebuild anyway.
+# tools module's go.mod and go.sum. Set TESTBIN_FORCE=1 to rebuild anyway. KWOK's stage files
+# are not copied: internal/testenv reads them from hack/tools/kwok's module in the module cache.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -125,12 +129,18 @@ run_target() {
 	kube-controller-manager)
 		build kube-controller-manager kube k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-controller-manager \
 			"$BIN/k8s/kube-controller-manager" "$KUBE_LDFLAGS" "2 min, 1 min after kube-apiserver" ;;
+	kube-scheduler)
+		build kube-scheduler kube k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-scheduler \
+			"$BIN/k8s/kube-scheduler" "$KUBE_LDFLAGS" "2 min, 1 min after kube-apiserver" ;;
 	kubectl)
 		build kubectl kube k8s.io/kubernetes k8s.io/kubernetes/cmd/kubectl \
 			"$BIN/k8s/kubectl" "$KUBE_LDFLAGS" "1 min after kube-apiserver" ;;
 	etcd)
 		build etcd etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 \
 			"$BIN/k8s/etcd" "-s -w" "1 min" ;;
+	kwok)
+		build kwok kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok \
+			"$BIN/kwok/kwok" "-s -w" "1.5 min" ;;
 	source-controller)
 		build source-controller source-controller github.com/fluxcd/source-controller github.com/fluxcd/source-controller \
 			"$BIN/flux/source-controller" "-s -w" "4 min" ;;
@@ -141,10 +151,10 @@ run_target() {
 	controller-gen)
 		build controller-gen controller-gen sigs.k8s.io/controller-tools sigs.k8s.io/controller-tools/cmd/controller-gen \
 			"$BIN/controller-gen" "-s -w" "1 min" ;;
-	k8s) for t in kube-apiserver kube-controller-manager kubectl etcd; do run_target "$t"; done ;;
+	k8s) for t in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do run_target "$t"; done ;;
 	flux) for t in flux-crds source-controller helm-controller; do run_target "$t"; done ;;
-	all) for t in k8s flux controller-gen; do run_target "$t"; done ;;
-	-h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	all) for t in k8s kwok flux controller-gen; do run_target "$t"; done ;;
+	-h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown target '$1' (see hack/testbin.sh --help)" ;;
 	esac
 }

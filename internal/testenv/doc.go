@@ -3,7 +3,7 @@
 // Nothing on the build machines can download binaries (no setup-envtest, kind or Docker), so
 // `make testbin` (hack/testbin.sh) compiles pinned versions of kube-apiserver, etcd,
 // kube-controller-manager, kubectl and the Flux source- and helm-controllers from the Go module
-// proxy into <module root>/bin. This package starts them:
+// proxy into <module root>/bin, together with kube-scheduler and KWOK. This package starts them:
 //
 //   - kube-apiserver and etcd through controller-runtime's envtest, with the Flux CRDs
 //     (bin/flux/crds) and chartkind's own CRDs (config/crd/bases) installed;
@@ -11,11 +11,17 @@
 //     controller and clusterrole aggregation, so ownerReferences cascade and namespaces can be
 //     deleted as in a real cluster (plain envtest has neither);
 //   - optionally source-controller and helm-controller, so HelmReleases are really installed,
-//     upgraded and uninstalled by Helm.
+//     upgraded and uninstalled by Helm;
+//   - optionally (Options.Workloads) kube-controller-manager with all its controllers,
+//     kube-scheduler and KWOK simulating one Node (Env.NodeName), so that Deployments become
+//     Available, StatefulSets Ready (with volumes from Env.CreatePersistentVolumes) and Jobs
+//     Complete, and Pods that do not fit the Node stay Pending, Unschedulable.
 //
-// There is no kubelet: Pods never run and Deployments never become available, so end-to-end
-// charts should only template objects that are "ready" on creation (ConfigMaps, Secrets,
-// Services).
+// There is no kubelet: without Workloads, Pods never run and Deployments never become
+// available, so end-to-end charts should then only template objects that are "ready" on
+// creation (ConfigMaps, Secrets, Services). With Workloads, KWOK marks every scheduled Pod
+// Running and Ready at once (Job Pods then Succeeded): no container runs, readiness probes are
+// not evaluated, and there are no logs or exec.
 //
 // Every child runs in its own process group and is stopped by group (SIGTERM, then SIGKILL after
 // a grace period) when the test ends, including when it fails or panics. A small watchdog

@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -32,6 +34,20 @@ type Options struct {
 	// namespace controller and clusterrole aggregation, for tests that need ownerReferences to
 	// cascade or namespaces to actually go away.
 	ControllerManager bool
+
+	// Workloads makes Deployments, StatefulSets, Jobs and their Pods behave as in a real cluster,
+	// without a kubelet: it runs kube-controller-manager with every controller but the
+	// ServiceAccount token controller (instead of ControllerManager's reduced set, so it implies
+	// ControllerManager), kube-scheduler, and KWOK, which simulates one Node (Env.NodeName) and
+	// the Pods bound to it (Running and Ready at once; Job Pods then Succeeded). Start returns
+	// once the Node is Ready and the scheduler has scheduled a probe Pod onto it. No volume is
+	// provisioned: create PersistentVolumes with Env.CreatePersistentVolumes for
+	// volumeClaimTemplates. Pods never really run: no container, no probe, no log, no exec.
+	Workloads bool
+
+	// NodeResources overrides or extends the capacity (and allocatable) of the Workloads Node:
+	// by default cpu 32, memory 256Gi, pods 110 and ephemeral-storage 500Gi.
+	NodeResources corev1.ResourceList
 
 	// Flux also runs source-controller and helm-controller, watching all namespaces, so that
 	// HelmRepositories are fetched and HelmReleases installed by Helm for real.
@@ -87,6 +103,10 @@ type Env struct {
 	SourceControllerStorageURL string
 	// Webhooks are the installed Options.Webhooks, with the address and certificates to serve them.
 	Webhooks *envtest.WebhookInstallOptions
+	// NodeName is the Node simulated by KWOK (when Options.Workloads): annotated
+	// kwok.x-k8s.io/node=fake, labelled kubernetes.io/hostname=<NodeName>, kubernetes.io/os=linux
+	// and kubernetes.io/arch=amd64, untainted, with Options.NodeResources.
+	NodeName string
 
 	envtest  *envtest.Environment
 	watchdog *watchdog
@@ -98,6 +118,8 @@ type Env struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	volumes atomic.Int64 // PersistentVolumes created by CreatePersistentVolumes
 }
 
 type namedLog struct{ name, path string }
@@ -105,6 +127,7 @@ type namedLog struct{ name, path string }
 // Binary locations relative to the module root, as produced by hack/testbin.sh.
 const (
 	k8sBinDir     = "bin/k8s"
+	kwokBinDir    = "bin/kwok"
 	fluxBinDir    = "bin/flux"
 	fluxCRDDir    = "bin/flux/crds"
 	chartkindCRDs = "config/crd/bases"
@@ -178,8 +201,12 @@ func startIn(root string, opts Options) (_ *Env, err error) {
 		"etcd":           filepath.Join(root, k8sBinDir, "etcd"),
 		"kubectl":        filepath.Join(root, k8sBinDir, "kubectl"),
 	}
-	if opts.ControllerManager {
+	if opts.ControllerManager || opts.Workloads {
 		bins["kube-controller-manager"] = filepath.Join(root, k8sBinDir, "kube-controller-manager")
+	}
+	if opts.Workloads {
+		bins["kube-scheduler"] = filepath.Join(root, k8sBinDir, "kube-scheduler")
+		bins["kwok"] = filepath.Join(root, kwokBinDir, "kwok")
 	}
 	if opts.Flux {
 		bins["source-controller"] = filepath.Join(root, fluxBinDir, "source-controller")
@@ -236,7 +263,11 @@ func startIn(root string, opts Options) (_ *Env, err error) {
 	if err := e.startAPIServer(opts, bins); err != nil {
 		return e, err
 	}
-	if opts.ControllerManager {
+	if opts.Workloads {
+		if err := e.startWorkloads(opts, bins); err != nil {
+			return e, err
+		}
+	} else if opts.ControllerManager {
 		if err := e.startControllerManager(opts, bins["kube-controller-manager"]); err != nil {
 			return e, err
 		}
@@ -354,18 +385,31 @@ func (e *Env) startChild(name, bin string, args, env []string) (*child, error) {
 	return c, nil
 }
 
+// reducedControllers is what Options.ControllerManager runs: only what envtest lacks and a real
+// cluster relies on; without a kubelet (and KWOK) the workload controllers would have nothing
+// to do but create Pods that never run.
+const reducedControllers = "garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller"
+
 func (e *Env) startControllerManager(opts Options, bin string) error {
-	port, err := freePort()
+	c, url, err := e.startControllerManagerChild(bin, reducedControllers, nil)
 	if err != nil {
 		return err
+	}
+	return waitHTTPOK(c, url, opts.StartTimeout)
+}
+
+// startControllerManagerChild starts kube-controller-manager with the given --controllers (and
+// extra flags) and returns it with its /healthz URL.
+func (e *Env) startControllerManagerChild(bin, controllers string, extra []string) (*child, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
 	}
 	args := []string{
 		"--kubeconfig=" + e.KubeconfigPath,
 		"--authentication-kubeconfig=" + e.KubeconfigPath,
 		"--authorization-kubeconfig=" + e.KubeconfigPath,
-		// Only what envtest lacks and a real cluster relies on; no kubelet means the workload
-		// controllers would have nothing to do but create Pods that never run.
-		"--controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller",
+		"--controllers=" + controllers,
 		"--use-service-account-credentials=false",
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
@@ -374,11 +418,12 @@ func (e *Env) startControllerManager(opts Options, bin string) error {
 		// Pick up new CRDs (e.g. chartkind's generated ones) quickly for garbage collection.
 		"--concurrent-gc-syncs=5",
 	}
+	args = append(args, extra...)
 	c, err := e.startChild("kube-controller-manager", bin, args, nil)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	return waitHTTPOK(c, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), opts.StartTimeout)
+	return c, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), nil
 }
 
 func (e *Env) startFlux(opts Options, sourceBin, helmBin string) error {
