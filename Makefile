@@ -45,7 +45,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: testbin
-testbin: ## Build kube-apiserver, etcd, kube-controller-manager, kubectl, Flux controllers and controller-gen into bin/ (cached).
+testbin: ## Build kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl, KWOK, Flux controllers and controller-gen into bin/ (cached).
 	hack/testbin.sh
 
 $(CONTROLLER_GEN):

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
@@ -47,6 +48,9 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	// priority and fairness easily absorbs for one controller.
 	qps := fs.Float64("kube-api-qps", 50, "sustained requests per second to the API server")
 	burst := fs.Int("kube-api-burst", 100, "requests allowed in a burst above --kube-api-qps")
+	insight := fs.Bool("release-insight", true, "read what each release installed, on demand: a Healthy condition from its objects' health (kstatus) and status.access with its Services, Ingresses and Secret key names")
+	notes := fs.Bool("release-notes", true, "show the release notes (NOTES.txt) in status.access.notes; needs read access to Helm's release Secrets")
+	fs.DurationVar(&opts.HealthInterval, "health-interval", 5*time.Minute, "how often the objects of a healthy release are read again, to notice workloads that degrade after install")
 	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info or error (or a number: 2 is more verbose than debug)")
 	logFormat := fs.String("log-format", "json", "`FORMAT`: json (structured) or console (for development)")
 	webhookFlags := addWebhookFlags(fs)
@@ -66,6 +70,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts.Webhook = wh
+	opts.DisableInsight, opts.DisableReleaseNotes = !*insight, !*notes
 	log, err := newLogger(*logLevel, *logFormat, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)

@@ -234,7 +234,8 @@ func StatusSchema() apiextensionsv1.JSONSchemaProps {
 				"name": str("Name of the Secret."),
 				"keys": strs("Names of the Secret's keys."),
 			}}),
-			"notes": str("Release notes Helm rendered from the chart's NOTES.txt (bounded in size)."),
+			"notes":   str("Release notes Helm rendered from the chart's NOTES.txt (bounded in size)."),
+			"omitted": strs("What could not be read (for example a Secret chartkind may not read), so that a missing entry is not mistaken for none."),
 		},
 	}
 	return apiextensionsv1.JSONSchemaProps{

@@ -52,6 +52,21 @@ var (
 		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"kind", "direction"})
 
+	// InsightDuration is how long reading what one release installed takes
+	// (health and access information), per kind and result.
+	InsightDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "chartkind_release_observe_seconds",
+		Help:    "Seconds to read the objects one release installed (health and access information), per kind and result.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+	}, []string{"kind", "result"})
+
+	// UnhealthyObjects is the number of application objects whose release's
+	// objects are not healthy (their Healthy condition is False), per kind.
+	UnhealthyObjects = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "chartkind_unhealthy_objects",
+		Help: "Application objects whose release's objects are not healthy (Healthy=False), per kind.",
+	}, []string{"kind"})
+
 	// ServedKinds is the number of kinds the engine serves.
 	ServedKinds = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "chartkind_served_kinds",
@@ -60,7 +75,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds)
+	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds, InsightDuration, UnhealthyObjects)
 }
 
 type eventTimeKey struct{}
@@ -83,4 +98,13 @@ func ObserveMirror(ctx context.Context, kind, direction string) {
 	if t, ok := EventTime(ctx); ok {
 		MirrorLatency.WithLabelValues(kind, direction).Observe(time.Since(t).Seconds())
 	}
+}
+
+// ObserveInsight records one read of what a release installed.
+func ObserveInsight(kind string, d time.Duration, err error) {
+	result := ResultSuccess
+	if err != nil {
+		result = ResultError
+	}
+	InsightDuration.WithLabelValues(kind, result).Observe(d.Seconds())
 }

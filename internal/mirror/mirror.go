@@ -84,6 +84,9 @@ type Mirror struct {
 	live     client.Reader
 	recorder events.EventRecorder
 	now      func() time.Time
+	// insight, when set, reads what each release installed (observe.go).
+	insight  *InsightOptions
+	observed *observerState
 }
 
 // New returns a Mirror that writes through c, reads HelmReleases through c
@@ -125,6 +128,7 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 		return 0, err
 	}
 	if obj == nil {
+		m.forget(t.gvk.Kind + "/" + t.key.String())
 		return m.objectGone(ctx, t, hr)
 	}
 	if obj.GetDeletionTimestamp() != nil {
@@ -165,7 +169,7 @@ func (m *Mirror) mirrorObject(ctx context.Context, t *target, obj *unstructured.
 	if err != nil {
 		return 0, err
 	}
-	return 0, m.syncStatus(ctx, t, obj, hr)
+	return m.syncStatus(ctx, t, obj, hr)
 }
 
 // reportFailure sets Ready=False with the error on obj, and a Warning event,

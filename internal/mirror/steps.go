@@ -225,7 +225,7 @@ func (m *Mirror) releaseMissing(ctx context.Context, t *target, obj *unstructure
 	}
 	t.log.V(1).Info("created HelmRelease", "helmRelease", hr.Name)
 	metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToRelease)
-	return 0, m.syncStatus(ctx, t, obj, hr)
+	return m.syncStatus(ctx, t, obj, hr)
 }
 
 // syncValues decides which side's values win, using the digest of the values
@@ -330,18 +330,20 @@ func (m *Mirror) pull(ctx context.Context, t *target, obj *unstructured.Unstruct
 	return updated, nil
 }
 
-// syncStatus reflects the HelmRelease's status into the object's.
-func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) error {
+// syncStatus reflects the HelmRelease's status, and what the release
+// installed, into the object's. It returns when to look again at what the
+// release installed (0: only on the next event).
+func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) (time.Duration, error) {
 	st, err := readStatus(obj)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	old := st.deepCopy()
 	// The values last in step are the HelmRelease's: the object's spec may
 	// also hold what the API server added on read (see syncValues).
 	values, err := decodeValues(hr.Spec.Values)
 	if err != nil {
-		return errorf("HelmRelease %s values: %w", hr.Name, err)
+		return 0, errorf("HelmRelease %s values: %w", hr.Name, err)
 	}
 	st.ValuesDigest = digest(values)
 	st.Release = &releaseRef{Name: hr.Name, Namespace: hr.Namespace}
@@ -359,9 +361,15 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 			st.removeCondition(ct)
 		}
 	}
-	processed := hr.Generation > 0 && hr.Status.ObservedGeneration == hr.Generation &&
-		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
 	ready := findCondition(hr.Status.Conditions, ConditionReady)
+	// helm-controller moves status.observedGeneration only once a reconcile
+	// ends; while it retries a failed upgrade, only the conditions say which
+	// generation they are about. Either one tells the current generation was
+	// processed.
+	processed := hr.Generation > 0 &&
+		(hr.Status.ObservedGeneration == hr.Generation || (ready != nil && ready.ObservedGeneration == hr.Generation)) &&
+		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
+	recheck := m.observe(ctx, t, obj, hr, st)
 	st.LastHandledReconcileAt = hr.Status.LastHandledReconcileAt
 	if hr.Spec.Suspend {
 		st.setCondition(metav1.Condition{Type: ConditionSuspended, Status: metav1.ConditionTrue, Reason: ReasonSuspended,
@@ -374,7 +382,11 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		st.ObservedGeneration = obj.GetGeneration()
 		c := copyCondition(ready)
 		if stuck(hr) && c.Status != metav1.ConditionTrue {
-			c.Message = strings.TrimSuffix(c.Message, ".") + "; " + retryHint(t.names.Singular, obj.GetNamespace(), obj.GetName())
+			why := "; the release will not be retried by itself"
+			if stuckButHealthy(st) {
+				why = "; its objects are healthy now, but the release will not be retried by itself"
+			}
+			c.Message = strings.TrimSuffix(c.Message, ".") + why + ": " + retryHint(t.names.Singular, obj.GetNamespace(), obj.GetName())
 		}
 		st.setCondition(c)
 	case processed:
@@ -386,17 +398,18 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 			Message: "waiting for HelmRelease " + hr.Name + " to process generation " + strconv.FormatInt(obj.GetGeneration(), 10)})
 	}
 	if st.equal(old) {
-		return nil
+		return recheck, nil
 	}
 	if err := m.writeStatus(ctx, obj, st); err != nil {
-		return err
+		return 0, err
 	}
+	m.healthEvents(obj, hr, old, st)
 	if c := findCondition(st.Conditions, ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
 		if oc := findCondition(old.Conditions, ConditionReady); oc == nil || oc.Status != metav1.ConditionTrue {
 			metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToObject)
 		}
 	}
-	return nil
+	return recheck, nil
 }
 
 func (m *Mirror) writeStatus(ctx context.Context, obj *unstructured.Unstructured, st *objectStatus) error {

@@ -29,6 +29,9 @@ type objectStatus struct {
 	Release            *releaseRef        `json:"release,omitempty"`
 	// LastHandledReconcileAt is the last reconcile request helm-controller handled.
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// Endpoint and Access say how to reach what the release installed.
+	Endpoint string        `json:"endpoint,omitempty"`
+	Access   *accessStatus `json:"access,omitempty"`
 }
 
 type releaseRef struct {

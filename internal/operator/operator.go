@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -45,6 +46,15 @@ import (
 // +kubebuilder:rbac:groups=apps.chartkind.io,resources=*,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=apps.chartkind.io,resources=*/status,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// What releases installed, read on demand for health and access information
+// (internal/insight; --release-insight=false drops the need):
+// +kubebuilder:rbac:groups="",resources=services;persistentvolumeclaims,verbs=get
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get
 
 // Options configure the operator.
 type Options struct {
@@ -70,6 +80,16 @@ type Options struct {
 	Observers []defctrl.KindObserver
 	// Webhook configures the validating admission webhook (webhook.go); nil disables it.
 	Webhook *WebhookOptions
+	// DisableInsight stops reading what each release installed: no Healthy
+	// condition, no access information (and no read access needed to
+	// workloads, Services, Ingresses and Secrets).
+	DisableInsight bool
+	// DisableReleaseNotes stops reading Helm's release records (Secrets) for
+	// the notes rendered from NOTES.txt.
+	DisableReleaseNotes bool
+	// HealthInterval is how often a healthy release's objects are read again,
+	// to notice workloads that degrade after install; default 5m.
+	HealthInterval time.Duration
 }
 
 // Operator is a configured, not yet started operator.
@@ -147,6 +167,16 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	recorder := mgr.GetEventRecorder("chartkind")
 	m := mirror.New(mgr.GetClient(), mgr.GetAPIReader(), recorder)
+	if !opts.DisableInsight {
+		// Live reads, on demand with backoff: caching every workload, Service
+		// and Secret of the cluster to watch a few releases would cost more
+		// memory than the operator itself (docs/status.md).
+		m.EnableInsight(mirror.InsightOptions{
+			Reader:          mgr.GetAPIReader(),
+			ReleaseNotes:    !opts.DisableReleaseNotes,
+			HealthyInterval: opts.HealthInterval,
+		})
+	}
 	counts := &defctrl.CountsReconciler{Client: mgr.GetClient()}
 	eng := engine.New(meta, mgr.GetCache(), mgr.GetClient(), m, engine.Options{
 		Workers:        opts.MaxConcurrentReconciles,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,23 @@ func TestDemo(t *testing.T) {
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// The real chart, when ../shared/real-charts is beside the checkout (it is
+	// on the development and CI machines; TestRealChartsWithWorkloads in
+	// test/e2e fails without it).
+	if _, err := os.Stat("../../../shared/real-charts/bitnami-nginx/Chart.yaml"); err == nil {
+		for _, want := range []string{
+			"nginx.apps.chartkind.io/web condition met",
+			"nginx-web.default.svc:80",
+			"secret nginx-web-tls: [\"ca.crt\",\"tls.crt\",\"tls.key\"]",
+		} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("demo output lacks %q", want)
+			}
+		}
+		if n := strings.Count(out.String(), "1/1     Running"); n != 2 {
+			t.Errorf("demo shows %d nginx pods Running, want 2", n)
 		}
 	}
 	// kubectl get postgreses: NAME READY AGE VERSION, then the definition's columns.

@@ -34,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/mirror"
 	"github.com/chartkind/chartkind/internal/operator"
 	"github.com/chartkind/chartkind/internal/testenv"
 )
@@ -57,9 +58,9 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		return err
 	}
 
-	step("starting kube-apiserver, etcd, Flux source-controller and helm-controller")
+	step("starting kube-apiserver, etcd, kube-controller-manager, kube-scheduler, KWOK (one simulated node), Flux source-controller and helm-controller")
 	begin := time.Now()
-	env, stopEnv, err := testenv.StartMain(testenv.Options{Flux: true, AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}})
+	env, stopEnv, err := testenv.StartMain(testenv.Options{Flux: true, Workloads: true, AddToScheme: []func(*runtime.Scheme) error{v1alpha1.AddToScheme}})
 	if err != nil {
 		return err
 	}
@@ -81,9 +82,35 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 	defer repo.Close()
 	step("serving examples/charts as a Helm repository at %s", repo.URL)
 
+	// A real third-party chart with real workloads, when ../shared/real-charts
+	// is beside the checkout (as on the development machines).
+	realCharts := filepath.Join(root, "..", "shared", "real-charts")
+	var bitnami *testenv.ChartRepo
+	if _, err := os.Stat(filepath.Join(realCharts, "bitnami-nginx", "Chart.yaml")); err == nil {
+		dir := filepath.Join(env.Dir, "bitnami-repo")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if bitnami, err = testenv.NewChartRepo(realCharts, dir); err != nil {
+			return err
+		}
+		defer bitnami.Close()
+		step("serving the real charts of %s as a Helm repository at %s", realCharts, bitnami.URL)
+	} else {
+		step("no %s: the real-chart part of the demo is left out", realCharts)
+	}
+
 	c := env.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "chartkind-system"}}); err != nil {
 		return err
+	}
+	if bitnami != nil {
+		if err := c.Create(ctx, &sourcev1.HelmRepository{
+			ObjectMeta: metav1.ObjectMeta{Name: "bitnami", Namespace: "chartkind-system"},
+			Spec:       sourcev1.HelmRepositorySpec{URL: bitnami.URL, Interval: metav1.Duration{Duration: time.Hour}},
+		}); err != nil {
+			return err
+		}
 	}
 	if err := c.Create(ctx, &sourcev1.HelmRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "chartkind-examples", Namespace: "chartkind-system"},
@@ -135,7 +162,7 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 	}
 	samples := filepath.Join(root, "config", "samples")
 	wait := fmt.Sprintf("--timeout=%s", timeout)
-	for _, s := range []func() error{
+	steps := []func() error{
 		func() error {
 			return kubectl("apply", "-f", filepath.Join(samples, "chartkind_v1alpha1_applicationdefinition_postgres.yaml"),
 				"-f", filepath.Join(samples, "chartkind_v1alpha1_applicationdefinition_redis.yaml"))
@@ -164,7 +191,25 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 			}
 			return nil
 		},
-	} {
+	}
+	if bitnami != nil {
+		steps = append(steps,
+			func() error {
+				fmt.Fprintf(out, "\n# a real chart (bitnami/nginx) with real workloads: what a user sees")
+				return kubectl("apply", "-f", filepath.Join(samples, "chartkind_v1alpha1_applicationdefinition_nginx.yaml"))
+			},
+			func() error { return kubectl("wait", "--for=condition=Ready", "appdef/nginx", wait) },
+			func() error { return kubectl("apply", "-f", filepath.Join(samples, "apps_v1alpha1_nginx.yaml")) },
+			func() error { return kubectl("wait", "--for=condition=Ready", "nginx/web", wait) },
+			func() error { return kubectl("wait", "--for=condition=Healthy", "nginx/web", wait) },
+			func() error { return kubectl("get", "nginx", "-o", "wide") },
+			func() error { return kubectl("get", "pods", "-l", "app.kubernetes.io/instance=nginx-web") },
+			func() error {
+				return kubectl("get", "nginx", "web", "-o", `jsonpath={range .status.access.services[*]}{.name}{"\t"}{.dns}{"\t"}{.ports[*].port}{"\n"}{end}{range .status.access.secrets[*]}secret {.name}: {.keys}{"\n"}{end}`)
+			},
+		)
+	}
+	for _, s := range steps {
 		if err := s(); err != nil {
 			return err
 		}
@@ -175,7 +220,12 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 	fmt.Fprintf(out, "    alias kubectl=%s\n", env.KubectlPath)
 	fmt.Fprintf(out, "    kubectl explain postgres.spec\n")
 	fmt.Fprintf(out, "    kubectl patch postgres orders --type merge -p '{\"spec\":{\"replicas\":4}}'\n")
-	fmt.Fprintf(out, "    kubectl get postgres orders -o yaml\n\n")
+	fmt.Fprintf(out, "    kubectl get postgres orders -o yaml\n")
+	if bitnami != nil {
+		fmt.Fprintf(out, "    kubectl describe nginx web\n")
+		fmt.Fprintf(out, "    kubectl annotate nginx web %s=true     # suspend the release; %s- resumes it\n", mirror.AnnotationSuspend, mirror.AnnotationSuspend)
+	}
+	fmt.Fprintln(out)
 	if exitWhenReady {
 		step("demo complete (-exit given)")
 		return nil

@@ -1,0 +1,299 @@
+package mirror
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/insight"
+	"github.com/chartkind/chartkind/internal/metrics"
+)
+
+// Healthy condition reasons and events.
+const (
+	ReasonHealthy      = "Healthy"
+	ReasonProgressingH = "Progressing"
+	ReasonUnhealthy    = "Unhealthy"
+	ReasonNotInstalled = "NotInstalled"
+	ReasonCheckFailed  = "CheckFailed"
+
+	EventUnhealthy = "Unhealthy"
+	EventHealthy   = "Healthy"
+)
+
+// InsightOptions turn on what chartkind tells users about what their release
+// installed: health below the HelmRelease and access information.
+type InsightOptions struct {
+	// Reader reads the release's objects; the operator passes its live API
+	// reader, so nothing of the cluster is cached for this.
+	Reader client.Reader
+	// ReleaseNotes allows reading Helm's release records (Secrets) for the
+	// notes; definitions can still hide them.
+	ReleaseNotes bool
+	// HealthyInterval is how often the objects of a healthy release are read
+	// again, to notice workloads that degrade after install; default 5m.
+	HealthyInterval time.Duration
+	// MinRecheck and MaxRecheck bound the backoff between reads of an
+	// unhealthy release; defaults 5s and 5m.
+	MinRecheck, MaxRecheck time.Duration
+}
+
+// observerState remembers, per object, what is needed to read little: the
+// revision whose notes are in the object's status, and the recheck backoff.
+type observerState struct {
+	mu    sync.Mutex
+	notes map[string]int // release revision whose notes the status holds
+	tries map[string]int // consecutive unhealthy observations
+}
+
+// EnableInsight makes every status sync also read what the release installed.
+func (m *Mirror) EnableInsight(o InsightOptions) {
+	if o.HealthyInterval <= 0 {
+		o.HealthyInterval = 5 * time.Minute
+	}
+	if o.MinRecheck <= 0 {
+		o.MinRecheck = 5 * time.Second
+	}
+	if o.MaxRecheck <= 0 {
+		o.MaxRecheck = 5 * time.Minute
+	}
+	m.insight = &o
+	m.observed = &observerState{notes: map[string]int{}, tries: map[string]int{}}
+}
+
+// forget drops what is remembered of a deleted object (kind/namespace/name).
+func (m *Mirror) forget(uid string) {
+	if m.observed == nil {
+		return
+	}
+	m.observed.mu.Lock()
+	delete(m.observed.notes, uid)
+	delete(m.observed.tries, uid)
+	m.observed.mu.Unlock()
+}
+
+// observe fills st's Healthy condition and access information from what hr
+// installed, and says when to look again. It reads; it never writes.
+func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus) time.Duration {
+	o := m.insight
+	if o == nil {
+		return 0
+	}
+	uid := t.gvk.Kind + "/" + t.key.String()
+	access := t.def.Spec.Access
+	opts := insight.Options{}
+	wantNotes := o.ReleaseNotes && (access == nil || access.ReleaseNotes != v1alpha1.ReleaseNotesHide)
+	if access != nil {
+		opts.Rules = access.Objects
+	}
+	revision := latestRevision(hr)
+	m.observed.mu.Lock()
+	haveNotes := m.observed.notes[uid] == revision && revision > 0 && st.Access != nil
+	m.observed.mu.Unlock()
+	// The notes of one revision never change: read the record once per revision.
+	opts.Notes = wantNotes && !haveNotes
+
+	start := time.Now()
+	rep, err := insight.Observe(ctx, o.Reader, hr, opts)
+	metrics.ObserveInsight(t.gvk.Kind, time.Since(start), err)
+	if err != nil {
+		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: metav1.ConditionUnknown, Reason: ReasonCheckFailed,
+			Message: truncateMessage("reading the objects of HelmRelease " + hr.Name + ": " + err.Error())})
+		return m.backoff(uid, false)
+	}
+
+	if hr.Status.Inventory == nil && rep.Health.Checked == 0 {
+		// Nothing installed, nor being installed, yet.
+		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: metav1.ConditionUnknown, Reason: ReasonNotInstalled,
+			Message: "HelmRelease " + hr.Name + " has installed nothing yet"})
+		if settled(hr) {
+			return 0 // the HelmRelease's own events bring us back
+		}
+		return m.backoff(uid, false)
+	}
+
+	a := toAccessStatus(rep.Access)
+	switch {
+	case !wantNotes:
+		a.Notes = ""
+	case haveNotes:
+		a.Notes = st.Access.Notes
+	default:
+		m.observed.mu.Lock()
+		m.observed.notes[uid] = revision
+		m.observed.mu.Unlock()
+	}
+	if a.empty() {
+		st.Access = nil
+	} else {
+		st.Access = a
+	}
+	st.Endpoint = rep.Access.Endpoint
+
+	c := metav1.Condition{Type: ConditionHealthy, Message: rep.Health.Message()}
+	switch rep.Health.Status {
+	case insight.StatusCurrent:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonHealthy
+	case insight.StatusInProgress:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonProgressingH
+	case insight.StatusFailed:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonUnhealthy
+	default:
+		c.Status, c.Reason = metav1.ConditionUnknown, ReasonCheckFailed
+	}
+	st.setCondition(c)
+	// While helm-controller is acting on the release (installing, upgrading,
+	// waiting for it), its objects change without the HelmRelease changing:
+	// look again soon, so that the cause of a wait that will time out is
+	// shown while it waits.
+	return m.backoff(uid, c.Status == metav1.ConditionTrue && settled(hr))
+}
+
+// settled reports whether helm-controller is done with hr's current generation.
+func settled(hr *helmv2.HelmRelease) bool {
+	ready := findCondition(hr.Status.Conditions, ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != hr.Generation {
+		return false
+	}
+	r := findCondition(hr.Status.Conditions, "Reconciling")
+	return r == nil || r.Status != metav1.ConditionTrue
+}
+
+// backoff returns when to observe again: at HealthyInterval while healthy,
+// else after an interval doubling from MinRecheck up to MaxRecheck, so a
+// release that stays broken is read less and less often.
+func (m *Mirror) backoff(uid string, healthy bool) time.Duration {
+	o := m.insight
+	m.observed.mu.Lock()
+	defer m.observed.mu.Unlock()
+	if healthy {
+		delete(m.observed.tries, uid)
+		return o.HealthyInterval
+	}
+	n := m.observed.tries[uid]
+	m.observed.tries[uid] = n + 1
+	d := o.MinRecheck
+	for i := 0; i < n && d < o.MaxRecheck; i++ {
+		d *= 2
+	}
+	if d > o.MaxRecheck {
+		d = o.MaxRecheck
+	}
+	return d
+}
+
+// healthEvents records a Warning when the release's objects become unhealthy
+// or why they are changes, and a Normal event when they recover.
+func (m *Mirror) healthEvents(obj *unstructured.Unstructured, hr *helmv2.HelmRelease, old, cur *objectStatus) {
+	oc, nc := findCondition(old.Conditions, ConditionHealthy), findCondition(cur.Conditions, ConditionHealthy)
+	if nc == nil {
+		return
+	}
+	switch {
+	case nc.Status == metav1.ConditionFalse && (oc == nil || oc.Status != metav1.ConditionFalse || oc.Message != nc.Message):
+		m.warn(obj, hr, EventUnhealthy, "CheckHealth", "%s", nc.Message)
+	case nc.Status == metav1.ConditionTrue && oc != nil && oc.Status == metav1.ConditionFalse:
+		m.normal(obj, hr, EventHealthy, "CheckHealth", "%s", nc.Message)
+	}
+}
+
+// truncateMessage bounds a condition message, cutting at a character boundary.
+func truncateMessage(s string) string {
+	if len(s) <= insight.MaxMessage {
+		return s
+	}
+	cut := insight.MaxMessage
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// latestRevision is the newest Helm revision in hr's history (without
+// Snapshots.Latest, which sorts the HelmRelease's history in place).
+func latestRevision(hr *helmv2.HelmRelease) int {
+	v := 0
+	for _, s := range hr.Status.History {
+		if s != nil && s.Version > v {
+			v = s.Version
+		}
+	}
+	return v
+}
+
+// accessStatus is status.access (crd.StatusSchema).
+type accessStatus struct {
+	Services  []serviceStatus `json:"services,omitempty"`
+	Ingresses []ingressStatus `json:"ingresses,omitempty"`
+	Secrets   []secretStatus  `json:"secrets,omitempty"`
+	Notes     string          `json:"notes,omitempty"`
+	Omitted   []string        `json:"omitted,omitempty"`
+}
+
+type serviceStatus struct {
+	Name      string       `json:"name"`
+	Type      string       `json:"type,omitempty"`
+	ClusterIP string       `json:"clusterIP,omitempty"`
+	DNS       string       `json:"dns,omitempty"`
+	Ports     []portStatus `json:"ports,omitempty"`
+	External  []string     `json:"external,omitempty"`
+}
+
+type portStatus struct {
+	Name       string `json:"name,omitempty"`
+	Port       int32  `json:"port"`
+	Protocol   string `json:"protocol,omitempty"`
+	TargetPort string `json:"targetPort,omitempty"`
+	NodePort   int32  `json:"nodePort,omitempty"`
+}
+
+type ingressStatus struct {
+	Name  string   `json:"name"`
+	Class string   `json:"class,omitempty"`
+	URLs  []string `json:"urls,omitempty"`
+}
+
+type secretStatus struct {
+	Name string   `json:"name"`
+	Keys []string `json:"keys,omitempty"`
+}
+
+func (a *accessStatus) empty() bool {
+	return len(a.Services) == 0 && len(a.Ingresses) == 0 && len(a.Secrets) == 0 && a.Notes == "" && len(a.Omitted) == 0
+}
+
+// toAccessStatus copies what the object's status shows. Objects of the
+// release live in its namespace (or the definition's target namespace), so
+// names alone are shown, qualified only when in another namespace.
+func toAccessStatus(a insight.Access) *accessStatus {
+	out := &accessStatus{Notes: a.Notes, Omitted: a.Omitted}
+	for _, s := range a.Services {
+		ss := serviceStatus{Name: s.Name, Type: s.Type, ClusterIP: s.ClusterIP, DNS: s.DNS, External: s.External}
+		for _, p := range s.Ports {
+			ss.Ports = append(ss.Ports, portStatus{Name: p.Name, Port: p.Port, Protocol: p.Protocol, TargetPort: p.TargetPort, NodePort: p.NodePort})
+		}
+		out.Services = append(out.Services, ss)
+	}
+	for _, i := range a.Ingresses {
+		out.Ingresses = append(out.Ingresses, ingressStatus{Name: i.Name, Class: i.Class, URLs: i.URLs})
+	}
+	for _, s := range a.Secrets {
+		out.Secrets = append(out.Secrets, secretStatus{Name: s.Name, Keys: s.Keys})
+	}
+	return out
+}
+
+// stuckButHealthy tells a user whose release failed but whose objects are now
+// healthy that only a retry is missing.
+func stuckButHealthy(st *objectStatus) bool {
+	h := findCondition(st.Conditions, ConditionHealthy)
+	return h != nil && h.Status == metav1.ConditionTrue && strings.Contains(h.Reason, ReasonHealthy)
+}
