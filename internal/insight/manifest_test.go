@@ -64,3 +64,15 @@ func TestManifestRefs(t *testing.T) {
 		t.Errorf("refs = %+v", refs)
 	}
 }
+
+func TestSchedulerMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"0/1 nodes are available: 1 Insufficient cpu. no new claims to deallocate, preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.": "0/1 nodes are available: 1 Insufficient cpu.",
+		"0/1 nodes are available: 1 Insufficient ephemeral-storage. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..":               "0/1 nodes are available: 1 Insufficient ephemeral-storage.",
+		"0/3 nodes are available: 3 node(s) had untolerated taint {a: b}.":                                                                                               "0/3 nodes are available: 3 node(s) had untolerated taint {a: b}.",
+	} {
+		if got := schedulerMessage(in); got != want {
+			t.Errorf("schedulerMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -123,12 +123,15 @@ func (o *observer) podProblem(p *corev1.Pod) ([]string, error) {
 }
 
 // schedulerMessage drops the "preemption: ..." tail the scheduler appends,
-// which repeats the node count and says no victims were found.
+// which repeats the node count and says no victims were found, and the
+// dynamic resource allocation note before it ("no new claims to deallocate,"
+// in Kubernetes 1.36), which says nothing to a user.
 func schedulerMessage(m string) string {
 	m = clean(m)
 	if i := strings.Index(m, " preemption:"); i >= 0 {
 		m = strings.TrimSpace(m[:i])
 	}
+	m = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.ReplaceAll(m, "no new claims to deallocate,", "")), ","))
 	return m
 }
 

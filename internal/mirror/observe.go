@@ -88,6 +88,14 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 		return 0
 	}
 	uid := t.gvk.Kind + "/" + t.key.String()
+	if hr.Status.Inventory == nil && (len(hr.Status.Conditions) == 0 || settled(hr)) {
+		// helm-controller has not started on the release, or is done with it
+		// and recorded no inventory: nothing to read. Its next status change
+		// brings us back (while it installs, the manifest is read instead).
+		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: metav1.ConditionUnknown, Reason: ReasonNotInstalled,
+			Message: "HelmRelease " + hr.Name + " has installed nothing yet"})
+		return 0
+	}
 	access := t.def.Spec.Access
 	opts := insight.Options{}
 	wantNotes := o.ReleaseNotes && (access == nil || access.ReleaseNotes != v1alpha1.ReleaseNotesHide)
