@@ -50,8 +50,8 @@ type InsightOptions struct {
 // revision whose notes are in the object's status, and the recheck backoff.
 type observerState struct {
 	mu    sync.Mutex
-	notes map[string]int // release revision whose notes the status holds
-	tries map[string]int // consecutive unhealthy observations
+	notes map[string]int       // release revision whose notes the status holds
+	since map[string]time.Time // when the object was last seen healthy and settled, or first seen otherwise
 }
 
 // EnableInsight makes every status sync also read what the release installed.
@@ -66,7 +66,7 @@ func (m *Mirror) EnableInsight(o InsightOptions) {
 		o.MaxRecheck = 5 * time.Minute
 	}
 	m.insight = &o
-	m.observed = &observerState{notes: map[string]int{}, tries: map[string]int{}}
+	m.observed = &observerState{notes: map[string]int{}, since: map[string]time.Time{}}
 }
 
 // forget drops what is remembered of a deleted object (kind/namespace/name).
@@ -76,7 +76,7 @@ func (m *Mirror) forget(uid string) {
 	}
 	m.observed.mu.Lock()
 	delete(m.observed.notes, uid)
-	delete(m.observed.tries, uid)
+	delete(m.observed.since, uid)
 	m.observed.mu.Unlock()
 }
 
@@ -176,21 +176,27 @@ func settled(hr *helmv2.HelmRelease) bool {
 }
 
 // backoff returns when to observe again: at HealthyInterval while healthy,
-// else after an interval doubling from MinRecheck up to MaxRecheck, so a
-// release that stays broken is read less and less often.
+// else after a quarter of the time the release has been unhealthy (or
+// unsettled), from MinRecheck up to MaxRecheck. It depends on that time only,
+// not on how often the release was observed: HelmRelease events observe too,
+// and must not stretch the interval.
 func (m *Mirror) backoff(uid string, healthy bool) time.Duration {
 	o := m.insight
 	m.observed.mu.Lock()
 	defer m.observed.mu.Unlock()
 	if healthy {
-		delete(m.observed.tries, uid)
+		delete(m.observed.since, uid)
 		return o.HealthyInterval
 	}
-	n := m.observed.tries[uid]
-	m.observed.tries[uid] = n + 1
-	d := o.MinRecheck
-	for i := 0; i < n && d < o.MaxRecheck; i++ {
-		d *= 2
+	now := m.now()
+	since, ok := m.observed.since[uid]
+	if !ok {
+		m.observed.since[uid] = now
+		since = now
+	}
+	d := now.Sub(since) / 4
+	if d < o.MinRecheck {
+		d = o.MinRecheck
 	}
 	if d > o.MaxRecheck {
 		d = o.MaxRecheck
