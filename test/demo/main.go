@@ -196,14 +196,15 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 		steps = append(steps,
 			func() error {
 				fmt.Fprintf(out, "\n# a real chart (bitnami/nginx) with real workloads: what a user sees")
-				return kubectl("apply", "-f", filepath.Join(samples, "chartkind_v1alpha1_applicationdefinition_nginx.yaml"))
+				return kubectl("apply", "-f", filepath.Join(root, "examples", "real-charts", "nginx-definition.yaml"))
 			},
 			func() error { return kubectl("wait", "--for=condition=Ready", "appdef/nginx", wait) },
-			func() error { return kubectl("apply", "-f", filepath.Join(samples, "apps_v1alpha1_nginx.yaml")) },
+			func() error { return kubectl("apply", "-f", filepath.Join(root, "examples", "real-charts", "nginx-web.yaml")) },
 			func() error { return kubectl("wait", "--for=condition=Ready", "nginx/web", wait) },
 			func() error { return kubectl("wait", "--for=condition=Healthy", "nginx/web", wait) },
 			func() error { return kubectl("get", "nginx", "-o", "wide") },
 			func() error { return kubectl("get", "pods", "-l", "app.kubernetes.io/instance=nginx-web") },
+			func() error { return kubectl("describe", "nginx", "web") },
 			func() error {
 				return kubectl("get", "nginx", "web", "-o", `jsonpath={range .status.access.services[*]}{.name}{"\t"}{.dns}{"\t"}{.ports[*].port}{"\n"}{end}{range .status.access.secrets[*]}secret {.name}: {.keys}{"\n"}{end}`)
 			},
@@ -222,7 +223,6 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 	fmt.Fprintf(out, "    kubectl patch postgres orders --type merge -p '{\"spec\":{\"replicas\":4}}'\n")
 	fmt.Fprintf(out, "    kubectl get postgres orders -o yaml\n")
 	if bitnami != nil {
-		fmt.Fprintf(out, "    kubectl describe nginx web\n")
 		fmt.Fprintf(out, "    kubectl annotate nginx web %s=true     # suspend the release; %s- resumes it\n", mirror.AnnotationSuspend, mirror.AnnotationSuspend)
 	}
 	fmt.Fprintln(out)

@@ -64,7 +64,7 @@ func startRealEnv(t *testing.T) *realEnv {
 	return &realEnv{Env: env, ns: ns, repo: repo}
 }
 
-func (e *realEnv) definition(t *testing.T, name, kind, chart string, timeout time.Duration) *v1alpha1.ApplicationDefinition {
+func (e *realEnv) definition(t *testing.T, name, kind, chart string, timeout time.Duration, access ...*v1alpha1.AccessSpec) *v1alpha1.ApplicationDefinition {
 	t.Helper()
 	def := &v1alpha1.ApplicationDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -77,6 +77,9 @@ func (e *realEnv) definition(t *testing.T, name, kind, chart string, timeout tim
 					SourceRef: helmv2.CrossNamespaceObjectReference{Kind: sourcev1.HelmRepositoryKind, Name: e.repo.Name, Namespace: e.ns}},
 			},
 		},
+	}
+	if len(access) > 0 {
+		def.Spec.Access = access[0]
 	}
 	must(t, e.Client.Create(context.Background(), def))
 	e.WaitForReady(t, def, stepTimeout)
@@ -436,7 +439,14 @@ func realChartRedis(t *testing.T, e *realEnv) {
 // password Secret's key names, a read replica added by a spec edit, uninstall.
 func realChartPostgresql(t *testing.T, e *realEnv) {
 	done := step(t, "ApplicationDefinition postgresql serves kind Postgresql from bitnami/postgresql")
-	e.definition(t, "postgresql", "Postgresql", "postgresql", 90*time.Second)
+	// The administrator shows the primary's Services and the Secrets, and no notes.
+	e.definition(t, "postgresql", "Postgresql", "postgresql", 90*time.Second, &v1alpha1.AccessSpec{
+		Objects: []v1alpha1.AccessRule{
+			{Kind: "Service", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/component": "primary"}}},
+			{Kind: "Secret"},
+		},
+		ReleaseNotes: v1alpha1.ReleaseNotesHide,
+	})
 	e.persistentVolumes(t, "postgresql", 1)
 	done()
 
@@ -455,6 +465,12 @@ func realChartPostgresql(t *testing.T, e *realEnv) {
 	access := accessOf(t, u)
 	if keys := secretKeys(access, "postgresql-orders"); !contains(keys, "postgres-password") {
 		t.Errorf("status.access.secrets postgresql-orders keys = %v, want postgres-password", keys)
+	}
+	if got, want := names(access["services"]), []string{"postgresql-orders-primary", "postgresql-orders-primary-hl"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("status.access.services = %v, want only the primary's %v (the definition's selector)", got, want)
+	}
+	if notes, ok := access["notes"]; ok {
+		t.Errorf("status.access.notes shown although the definition hides them: %v", notes)
 	}
 	if ep, _, _ := unstructured.NestedString(u.Object, "status", "endpoint"); !strings.Contains(ep, ":5432") {
 		t.Errorf("status.endpoint = %q, want port 5432", ep)
