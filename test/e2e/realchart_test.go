@@ -197,6 +197,29 @@ func conditionOf(u *unstructured.Unstructured, typ string) map[string]any {
 	return nil
 }
 
+// waitKstatus waits until kstatus computes want for the object: helm-controller
+// writes a release's status in several patches (Ready, then the end of the
+// reconcile clears Reconciling and records the handled request), so a tool
+// that waits with kstatus sees Current once the last one is mirrored.
+func (e *realEnv) waitKstatus(t *testing.T, obj *unstructured.Unstructured, want status.Status) *unstructured.Unstructured {
+	t.Helper()
+	u := obj.DeepCopy()
+	testenv.WaitFor(t, stepTimeout, fmt.Sprintf("kstatus of %s %s to be %s", obj.GetKind(), obj.GetName(), want), func(ctx context.Context) error {
+		if err := e.Client.Get(ctx, client.ObjectKeyFromObject(obj), u); err != nil {
+			return err
+		}
+		res, err := status.Compute(u)
+		if err != nil {
+			return err
+		}
+		if res.Status != want {
+			return fmt.Errorf("kstatus %s: %s", res.Status, res.Message)
+		}
+		return nil
+	})
+	return u
+}
+
 func (e *realEnv) kstatus(t *testing.T, obj *unstructured.Unstructured) status.Status {
 	t.Helper()
 	u := obj.DeepCopy()
@@ -307,10 +330,8 @@ func realChartNginx(t *testing.T, e *realEnv) {
 	took := e.kubectlWait(t, "nginx/web", stepTimeout)
 	t.Logf("time to Ready (bitnami nginx, 2 replicas): %s", took.Round(100*time.Millisecond))
 	e.waitPods(t, "nginx-web", nil, 2)
-	u := e.waitCondition(t, web, "Healthy", "True")
-	if got := e.kstatus(t, u); got != status.CurrentStatus {
-		t.Errorf("kstatus once Ready = %s, want Current", got)
-	}
+	e.waitCondition(t, web, "Healthy", "True")
+	u := e.waitKstatus(t, web, status.CurrentStatus)
 	access := accessOf(t, u)
 	if got := names(access["services"]); !contains(got, "nginx-web") {
 		t.Errorf("status.access.services = %v, want nginx-web", got)
@@ -402,13 +423,14 @@ func realChartRedis(t *testing.T, e *realEnv) {
 		meta.ReconcileRequestAnnotation: token, meta.ForceRequestAnnotation: token}}})
 	must(t, e.Client.Patch(context.Background(), cache, client.RawPatch(types.MergePatchType, raw)))
 	e.WaitForReady(t, cache, stepTimeout)
-	u = e.waitCondition(t, cache, "Ready", "True")
-	if got, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledReconcileAt"); got != token {
-		t.Errorf("status.lastHandledReconcileAt = %q, want %q", got, token)
-	}
-	if got := e.kstatus(t, u); got != status.CurrentStatus {
-		t.Errorf("kstatus once Ready = %s, want Current", got)
-	}
+	u = e.waitKstatus(t, cache, status.CurrentStatus)
+	testenv.WaitFor(t, stepTimeout, "the handled request on the object", func(ctx context.Context) error {
+		must(t, e.Client.Get(ctx, client.ObjectKeyFromObject(cache), u))
+		if got, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledReconcileAt"); got != token {
+			return fmt.Errorf("status.lastHandledReconcileAt = %q, want %q", got, token)
+		}
+		return nil
+	})
 	access := accessOf(t, u)
 	if keys := secretKeys(access, "redis-cache"); !contains(keys, "redis-password") {
 		t.Errorf("status.access.secrets redis-cache keys = %v, want redis-password", keys)
