@@ -60,13 +60,6 @@ var (
 		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 	}, []string{"kind", "result"})
 
-	// UnhealthyObjects is the number of application objects whose release's
-	// objects are not healthy (their Healthy condition is False), per kind.
-	UnhealthyObjects = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "chartkind_unhealthy_objects",
-		Help: "Application objects whose release's objects are not healthy (Healthy=False), per kind.",
-	}, []string{"kind"})
-
 	// ServedKinds is the number of kinds the engine serves.
 	ServedKinds = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "chartkind_served_kinds",
@@ -75,7 +68,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds, InsightDuration, UnhealthyObjects)
+	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds, InsightDuration)
 }
 
 type eventTimeKey struct{}
