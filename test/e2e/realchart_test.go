@@ -187,6 +187,28 @@ func (e *realEnv) waitCondition(t *testing.T, obj *unstructured.Unstructured, ty
 	return out
 }
 
+// waitEvent waits for an event about obj (kubectl describe shows them).
+func (e *realEnv) waitEvent(t *testing.T, obj *unstructured.Unstructured, typ, reason, note string) {
+	t.Helper()
+	testenv.WaitFor(t, stepTimeout, fmt.Sprintf("%s event %s about %s", typ, reason, obj.GetName()), func(ctx context.Context) error {
+		var list corev1.EventList
+		if err := e.Client.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
+			return err
+		}
+		var seen []string
+		for _, ev := range list.Items {
+			if ev.InvolvedObject.UID != obj.GetUID() {
+				continue
+			}
+			if ev.Type == typ && ev.Reason == reason && strings.Contains(ev.Message, note) {
+				return nil
+			}
+			seen = append(seen, ev.Type+"/"+ev.Reason)
+		}
+		return fmt.Errorf("events about it: %v", seen)
+	})
+}
+
 func conditionOf(u *unstructured.Unstructured, typ string) map[string]any {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
@@ -364,6 +386,7 @@ func realChartNginx(t *testing.T, e *realEnv) {
 	if got := e.kstatus(t, u); got == status.CurrentStatus {
 		t.Errorf("kstatus of an object whose pods cannot be scheduled = Current")
 	}
+	e.waitEvent(t, u, "Warning", "Unhealthy", "Insufficient cpu")
 	done()
 
 	// helm-controller acts on the fix once the upgrade it is waiting on has
@@ -372,6 +395,7 @@ func realChartNginx(t *testing.T, e *realEnv) {
 	e.patchSpec(t, web, map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}})
 	e.WaitForReady(t, web, stepTimeout)
 	e.waitCondition(t, web, "Healthy", "True")
+	e.waitEvent(t, u, "Normal", "Healthy", "Current")
 	e.waitPods(t, "nginx-web", nil, 3)
 	done()
 
