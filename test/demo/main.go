@@ -199,7 +199,9 @@ func run(out io.Writer, exitWhenReady bool, timeout time.Duration) error {
 				return kubectl("apply", "-f", filepath.Join(root, "examples", "real-charts", "nginx-definition.yaml"))
 			},
 			func() error { return kubectl("wait", "--for=condition=Ready", "appdef/nginx", wait) },
-			func() error { return kubectl("apply", "-f", filepath.Join(root, "examples", "real-charts", "nginx-web.yaml")) },
+			func() error {
+				return kubectl("apply", "-f", filepath.Join(root, "examples", "real-charts", "nginx-web.yaml"))
+			},
 			func() error { return kubectl("wait", "--for=condition=Ready", "nginx/web", wait) },
 			func() error { return kubectl("wait", "--for=condition=Healthy", "nginx/web", wait) },
 			func() error { return kubectl("get", "nginx", "-o", "wide") },
