@@ -1,14 +1,9 @@
 package insight
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 
@@ -65,25 +60,13 @@ type record struct {
 
 // decodeRecord decodes a whole release record (see decodeNotes for the format).
 func decodeRecord(data []byte) (*record, error) {
-	if len(data) == 0 || len(data) > maxRecord {
-		return nil, errors.New("no release data, or too large")
-	}
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
-	n, err := base64.StdEncoding.Decode(raw, data)
+	in, err := openRecord(data)
 	if err != nil {
-		return nil, fmt.Errorf("decoding base64: %w", err)
+		return nil, err
 	}
-	var in io.Reader = bytes.NewReader(raw[:n])
-	if bytes.HasPrefix(raw[:n], []byte{0x1f, 0x8b, 0x08}) {
-		gz, err := gzip.NewReader(in)
-		if err != nil {
-			return nil, fmt.Errorf("decompressing: %w", err)
-		}
-		defer gz.Close()
-		in = gz
-	}
+	defer in.Close()
 	var rel record
-	if err := json.NewDecoder(io.LimitReader(in, maxReleaseJSON)).Decode(&rel); err != nil {
+	if err := json.NewDecoder(in).Decode(&rel); err != nil {
 		return nil, fmt.Errorf("decoding release: %w", err)
 	}
 	return &rel, nil

@@ -82,28 +82,12 @@ func latestSnapshot(h helmv2.Snapshots) *helmv2.Snapshot {
 // "info", which Helm writes second, so the chart and manifest that follow
 // are neither decompressed nor buffered.
 func decodeNotes(data []byte) (string, error) {
-	if len(data) == 0 {
-		return "", errors.New("record has no release data")
-	}
-	if len(data) > maxRecord {
-		return "", fmt.Errorf("record larger than %d bytes", maxRecord)
-	}
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
-	n, err := base64.StdEncoding.Decode(raw, data)
+	in, err := openRecord(data)
 	if err != nil {
-		return "", fmt.Errorf("decoding base64: %w", err)
+		return "", err
 	}
-	raw = raw[:n]
-	var in io.Reader = bytes.NewReader(raw)
-	if bytes.HasPrefix(raw, []byte{0x1f, 0x8b, 0x08}) {
-		gz, err := gzip.NewReader(in)
-		if err != nil {
-			return "", fmt.Errorf("decompressing: %w", err)
-		}
-		defer gz.Close()
-		in = gz
-	}
-	dec := json.NewDecoder(io.LimitReader(in, maxReleaseJSON))
+	defer in.Close()
+	dec := json.NewDecoder(in)
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return "", fmt.Errorf("decoding release: not a JSON object (%v)", err)
 	}
@@ -127,4 +111,33 @@ func decodeNotes(data []byte) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// openRecord returns the JSON of a release record's "release" value: base64
+// (StdEncoding) text of gzip'ed JSON, or of plain JSON for records written
+// before compression. Reads are bounded by maxReleaseJSON.
+func openRecord(data []byte) (io.ReadCloser, error) {
+	if len(data) == 0 {
+		return nil, errors.New("record has no release data")
+	}
+	if len(data) > maxRecord {
+		return nil, fmt.Errorf("record larger than %d bytes", maxRecord)
+	}
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
+	n, err := base64.StdEncoding.Decode(raw, data)
+	if err != nil {
+		return nil, fmt.Errorf("decoding base64: %w", err)
+	}
+	raw = raw[:n]
+	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b, 0x08}) {
+		return io.NopCloser(io.LimitReader(bytes.NewReader(raw), maxReleaseJSON)), nil
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(gz, maxReleaseJSON), gz}, nil
 }

@@ -121,25 +121,7 @@ func TestEnvLifecycle(t *testing.T) {
 		if len(groups) != 5 {
 			t.Fatalf("process groups = %v, want 5 (kube-apiserver, etcd and 3 children)", groups)
 		}
-		for _, g := range groups {
-			if !groupExists(g) {
-				t.Fatalf("process group %d is not running before Stop", g)
-			}
-		}
-		if err := env.Stop(); err != nil {
-			t.Fatalf("Stop: %v", err)
-		}
-		for _, g := range groups {
-			if groupExists(g) {
-				t.Errorf("process group %d still exists after Stop", g)
-			}
-			if processExists(g) {
-				t.Errorf("process %d still exists (not reaped) after Stop", g)
-			}
-		}
-		if _, err := os.Stat(env.Dir); !os.IsNotExist(err) {
-			t.Errorf("%s still exists after Stop (err=%v)", env.Dir, err)
-		}
+		assertStopLeavesNothing(t, env, groups)
 	})
 }
 
@@ -307,4 +289,29 @@ func fetchIndex(t *testing.T, url string) *repo.IndexFile {
 		t.Fatal(err)
 	}
 	return idx
+}
+
+// assertStopLeavesNothing stops env and checks that none of its process groups
+// (all running before) nor its directory is left.
+func assertStopLeavesNothing(t *testing.T, env *Env, groups []int) {
+	t.Helper()
+	for _, g := range groups {
+		if !groupExists(g) {
+			t.Fatalf("process group %d is not running before Stop", g)
+		}
+	}
+	if err := env.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	for _, g := range groups {
+		if groupExists(g) {
+			t.Errorf("process group %d still exists after Stop", g)
+		}
+		if processExists(g) {
+			t.Errorf("process %d still exists (not reaped) after Stop", g)
+		}
+	}
+	if _, err := os.Stat(env.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after Stop (err=%v)", env.Dir, err)
+	}
 }

@@ -308,25 +308,7 @@ func TestWorkloads(t *testing.T) {
 		if len(groups) != 5 {
 			t.Fatalf("process groups = %v, want 5 (kube-apiserver, etcd and 3 children)", groups)
 		}
-		for _, g := range groups {
-			if !groupExists(g) {
-				t.Fatalf("process group %d is not running before Stop", g)
-			}
-		}
-		if err := env.Stop(); err != nil {
-			t.Fatalf("Stop: %v", err)
-		}
-		for _, g := range groups {
-			if groupExists(g) {
-				t.Errorf("process group %d still exists after Stop", g)
-			}
-			if processExists(g) {
-				t.Errorf("process %d still exists (not reaped) after Stop", g)
-			}
-		}
-		if _, err := os.Stat(env.Dir); !os.IsNotExist(err) {
-			t.Errorf("%s still exists after Stop (err=%v)", env.Dir, err)
-		}
+		assertStopLeavesNothing(t, env, groups)
 	})
 }
 
