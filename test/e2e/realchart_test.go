@@ -165,9 +165,16 @@ func podReady(p *corev1.Pod) bool {
 // message containing every one of msgs.
 func (e *realEnv) waitCondition(t *testing.T, obj *unstructured.Unstructured, typ, want string, msgs ...string) *unstructured.Unstructured {
 	t.Helper()
+	return e.waitConditionIn(t, obj.GetNamespace(), obj, typ, want, msgs...)
+}
+
+// waitConditionIn is waitCondition for an object given by name in namespace ns.
+func (e *realEnv) waitConditionIn(t *testing.T, ns string, obj *unstructured.Unstructured, typ, want string, msgs ...string) *unstructured.Unstructured {
+	t.Helper()
 	out := obj.DeepCopy()
+	out.SetNamespace(ns)
 	testenv.WaitFor(t, stepTimeout, fmt.Sprintf("%s %s: %s=%s %q", obj.GetKind(), obj.GetName(), typ, want, msgs), func(ctx context.Context) error {
-		if err := e.Client.Get(ctx, client.ObjectKeyFromObject(obj), out); err != nil {
+		if err := e.Client.Get(ctx, client.ObjectKeyFromObject(out), out); err != nil {
 			return err
 		}
 		c := conditionOf(out, typ)
@@ -335,6 +342,7 @@ func TestRealChartsWithWorkloads(t *testing.T) {
 	t.Run("RealChartNginx", func(t *testing.T) { realChartNginx(t, e) })
 	t.Run("RealChartRedis", func(t *testing.T) { realChartRedis(t, e) })
 	t.Run("RealChartPostgresql", func(t *testing.T) { realChartPostgresql(t, e) })
+	t.Run("RealChartEscalation", func(t *testing.T) { realChartEscalation(t, e) })
 }
 
 // nginx: Ready with its pods Running, access information, a replica change,
