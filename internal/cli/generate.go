@@ -17,6 +17,7 @@ import (
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/chart"
+	defcontroller "github.com/chartkind/chartkind/internal/controller/definition"
 	"github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/generate"
 )
@@ -84,6 +85,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 			for _, w := range res.Warnings {
 				fmt.Fprintf(stderr, "warning: %s: %s\n", res.SchemaSource, w)
 			}
+			warnServiceAccount(stderr, in.Definition)
 		}
 		if f.definitions {
 			docs = append(docs, document{name: "applicationdefinition-" + in.Definition.Name, obj: in.Definition})
@@ -292,4 +294,13 @@ func manifestYAML(obj any) ([]byte, error) {
 		delete(meta, "creationTimestamp")
 	}
 	return yaml.Marshal(m)
+}
+
+// warnServiceAccount says, as the definition's ReleasesIsolated condition
+// does, that a definition without spec.release.serviceAccountName lets its
+// users reach helm-controller's rights.
+func warnServiceAccount(stderr io.Writer, def *v1alpha1.ApplicationDefinition) {
+	if def != nil && def.Spec.Release.ServiceAccountName == "" {
+		fmt.Fprintf(stderr, "warning: %s\n", defcontroller.NoServiceAccountWarning(def.Name))
+	}
 }

@@ -41,6 +41,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "`ADDRESS` serving /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "`NAMESPACE` of the leader election Lease (default: the pod's namespace)")
+	fs.BoolVar(&opts.RequireServiceAccount, "require-service-account", false, "refuse ApplicationDefinitions without spec.release.serviceAccountName (Ready=False, reason ServiceAccountRequired): every release then runs as a service account of the object's namespace, not as helm-controller (docs/security.md)")
 	fs.StringVar(&opts.ChartsDir, "charts-dir", "", "`DIR` holding the charts definitions name, as <name>/ or <name>-<version>.tgz")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "application objects reconciled at once")
 	// client-go's own default (5 requests/s, bursts of 10) makes a bulk import of

@@ -332,6 +332,7 @@ func buildKinds(charts, defFiles []string, f validateFlags, stderr io.Writer) (m
 			for _, u := range v.Unchecked() {
 				fmt.Fprintf(stderr, "warning: %s: not checked, as Helm would load it at install and chartkind does not fetch schemas: %s\n", gk.Kind, u)
 			}
+			warnServiceAccount(stderr, in.Definition)
 		}
 		kinds[gk] = &kindCheck{gvk: gk.WithVersion(crd.Version), crd: checker, validator: v}
 	}

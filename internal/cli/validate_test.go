@@ -2,9 +2,12 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	defcontroller "github.com/chartkind/chartkind/internal/controller/definition"
 )
 
 const samples = "../../config/samples"
@@ -25,7 +28,11 @@ func TestValidateText(t *testing.T) {
 		t.Fatalf("exit %d, want 1; stderr: %s", code, errOut)
 	}
 	golden(t, "validate/text.golden", out)
-	want := "chartkind validate: 7 object(s) in 9 file(s): 4 valid, 3 invalid, 1 of a kind no given chart or definition defines; 10 problem(s)\n"
+	// The sample definitions set no serviceAccountName: each is warned about
+	// (stdout and the exit code do not change).
+	want := "warning: " + defcontroller.NoServiceAccountWarning("postgres") + "\n" +
+		"warning: " + defcontroller.NoServiceAccountWarning("redis") + "\n" +
+		"chartkind validate: 7 object(s) in 9 file(s): 4 valid, 3 invalid, 1 of a kind no given chart or definition defines; 10 problem(s)\n"
 	if errOut != want {
 		t.Fatalf("stderr:\n%s\nwant:\n%s", errOut, want)
 	}
@@ -146,6 +153,43 @@ func TestFieldTokens(t *testing.T) {
 	} {
 		if got := strings.Join(fieldTokens(path), "|"); got != want {
 			t.Errorf("%q: got %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestValidateNames: a name too long for the kind's Helm release name, and a
+// name with a dot, are reported as the API server reports them from the
+// CRD's name rules: file, line of metadata.name, object, field, message.
+func TestValidateNames(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("a", 48) // "redis-" + 48 = 54 > 53
+	file := filepath.Join(dir, "names.yaml")
+	doc := "apiVersion: apps.chartkind.io/v1alpha1\nkind: Redis\nmetadata:\n  name: " + long + "\n  namespace: shop\n---\n" +
+		"apiVersion: apps.chartkind.io/v1alpha1\nkind: Redis\nmetadata:\n  name: a.b\n  namespace: shop\n---\n" +
+		"apiVersion: apps.chartkind.io/v1alpha1\nkind: Redis\nmetadata:\n  name: " + long[:47] + "\n  namespace: shop\n"
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "validate", filepath.Join(examples, "redis"), file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	want := file + ":4: Redis shop/" + long + `: metadata.name: Invalid value: Redis names may have at most 47 characters: the Helm release name is "redis-" + the name, at most 53` + "\n" +
+		file + `:10: Redis shop/a.b: metadata.name: Invalid value: Redis names may not contain dots: the Helm release name is "redis-" + the name, and charts name Services (whose names may not contain dots) and other objects after it` + "\n"
+	if out != want {
+		t.Fatalf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+	_, out, _ = run(t, "validate", "-o", "json", filepath.Join(examples, "redis"), file)
+	var rep ValidateReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 2 || rep.Summary.Valid != 1 {
+		t.Fatalf("problems %+v, summary %+v", rep.Problems, rep.Summary)
+	}
+	for _, p := range rep.Problems {
+		if p.Field != "metadata.name" || p.Check != "crd" || p.Type != "FieldValueInvalid" || p.File != file {
+			t.Errorf("problem %+v", p)
 		}
 	}
 }

@@ -104,10 +104,14 @@ func Build(in Input) (*apiextensionsv1.CustomResourceDefinition, error) {
 					Properties: map[string]apiextensionsv1.JSONSchemaProps{
 						"apiVersion": {Type: "string", Description: "APIVersion defines the versioned schema of this representation of an object."},
 						"kind":       {Type: "string", Description: "Kind is a string value representing the REST resource this object represents."},
-						"metadata":   {Type: "object"},
-						"spec":       *spec,
-						"status":     StatusSchema(),
+						// name is declared so that the name rules can point at it
+						// (fieldPath); the root may declare metadata's name and
+						// generateName, nothing else.
+						"metadata": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"name": {Type: "string"}}},
+						"spec":     *spec,
+						"status":   StatusSchema(),
 					},
+					XValidations: NameRules(names),
 				}},
 				Subresources:             &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
 				AdditionalPrinterColumns: printerColumns(in.Definition.Spec.Application.PrinterColumns),
@@ -119,6 +123,50 @@ func Build(in Input) (*apiextensionsv1.CustomResourceDefinition, error) {
 		return nil, err
 	}
 	return crd, nil
+}
+
+// NameRules are the CEL rules, at the root of the schema, that make the API
+// server refuse at create time (with no webhook involved) an object whose name
+// its Helm release could not take: the release name is the prefix plus the
+// object name, at most 53 characters (Helm's limit), and must not contain a
+// dot. Object names are already DNS-1123 subdomains, so with a valid prefix
+// that is all that is left: Helm accepts dots in release names, but charts
+// name their Services (DNS-1035 labels, no dots) and most other objects after
+// the release, so a dotted release name fails at install, after the object
+// was accepted.
+//
+// Names are immutable, so the rules matter on create only: with
+// optionalOldSelf they pass on every update, and objects created before the
+// rules existed (which the mirror refuses with NameTooLong) can still be
+// updated and have their status written.
+func NameRules(n definition.Names) apiextensionsv1.ValidationRules {
+	max := n.MaxObjectNameLength()
+	return apiextensionsv1.ValidationRules{
+		{
+			Rule:            fmt.Sprintf("oldSelf.hasValue() || !has(self.metadata.name) || size(self.metadata.name) <= %d", max),
+			OptionalOldSelf: ptr.To(true),
+			Message:         tooLongMessage(n, max),
+			Reason:          ptr.To(apiextensionsv1.FieldValueInvalid),
+			FieldPath:       ".metadata.name",
+		},
+		{
+			Rule:            "oldSelf.hasValue() || !has(self.metadata.name) || !self.metadata.name.contains('.')",
+			OptionalOldSelf: ptr.To(true),
+			Message: fmt.Sprintf("%s names may not contain dots: the Helm release name is %q + the name, and charts name Services (whose names may not contain dots) and other objects after it",
+				n.Kind, n.Prefix),
+			Reason:    ptr.To(apiextensionsv1.FieldValueInvalid),
+			FieldPath: ".metadata.name",
+		},
+	}
+}
+
+func tooLongMessage(n definition.Names, max int) string {
+	if max < 1 {
+		return fmt.Sprintf("no %s name fits: the Helm release name is %q + the name, at most %d characters, and the prefix leaves no room; set a shorter spec.release.prefix on the ApplicationDefinition",
+			n.Kind, n.Prefix, definition.MaxReleaseNameLength)
+	}
+	return fmt.Sprintf("%s names may have at most %d characters: the Helm release name is %q + the name, at most %d",
+		n.Kind, max, n.Prefix, definition.MaxReleaseNameLength)
 }
 
 // printerColumns puts NAME READY AGE VERSION first (NAME is implicit), then the

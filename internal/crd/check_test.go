@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/definition"
 )
 
 func buildFor(t *testing.T, spec apiextensionsv1.JSONSchemaProps) *apiextensionsv1.CustomResourceDefinition {
@@ -126,7 +127,12 @@ func TestCheckDoesWhatTheAPIServerDoes(t *testing.T) {
 // followed by "some validation rules were not checked" (the API server only
 // says so when it has a CEL validator).
 func TestCheckWithoutCELRules(t *testing.T) {
-	chk := checkerFor(t, apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"plain": {Type: "string"}}})
+	c := buildFor(t, apiextensionsv1.JSONSchemaProps{Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"plain": {Type: "string"}}})
+	c.Spec.Versions[0].Schema.OpenAPIV3Schema.XValidations = nil // Build adds the name rules
+	chk, err := NewChecker(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := errorStrings(chk.Check(object(t, `{"plain": 5}`)))
 	if len(got) != 1 || !strings.HasPrefix(got[0], "spec.plain: Invalid value") {
 		t.Fatalf("errors %q", got)
@@ -134,7 +140,8 @@ func TestCheckWithoutCELRules(t *testing.T) {
 }
 
 // TestCheckTopLevel: unknown top-level fields are pruned like unknown spec
-// fields; status, which a create cannot set, and metadata beyond name and
+// fields (a schema error is followed by "some validation rules were not
+// checked": Build's name rules are not run); status, which a create cannot set, and metadata beyond name and
 // namespace are not looked at; a spec that is absent or a dropped null is
 // reported as such.
 func TestCheckTopLevel(t *testing.T) {
@@ -156,7 +163,7 @@ func TestCheckTopLevel(t *testing.T) {
 	if !reflect.DeepEqual(r.NullsDropped, []string{"spec"}) || r.HasSpec {
 		t.Fatalf("null spec: %+v", r)
 	}
-	if got := errorStrings(chk.Check(map[string]any{"spec": "text"})); len(got) != 1 || !strings.Contains(got[0], "spec: Invalid value") {
+	if got := errorStrings(chk.Check(map[string]any{"spec": "text"})); len(got) != 2 || !strings.Contains(got[0], "spec: Invalid value") || !strings.Contains(got[1], blockingCELMessage) {
 		t.Fatalf("spec of the wrong type: %q", got)
 	}
 }
@@ -228,7 +235,8 @@ func TestCheckEmbeddedResource(t *testing.T) {
 		t.Fatalf("unknown metadata field: %+v, spec %s", r, specJSON(r))
 	}
 	got := errorStrings(chk.Check(object(t, `{"template": {"apiVersion": "v1", "metadata": {"name": "a/b"}}}`)))
-	if len(got) != 2 || !strings.HasPrefix(got[0], "spec.template.kind: Required value") || !strings.HasPrefix(got[1], "spec.template.metadata.name: Invalid value") {
+	if len(got) != 3 || !strings.HasPrefix(got[0], "spec.template.kind: Required value") || !strings.HasPrefix(got[1], "spec.template.metadata.name: Invalid value") ||
+		!strings.Contains(got[2], blockingCELMessage) {
 		t.Fatalf("embedded resource without kind, with an invalid name: %q", got)
 	}
 }
@@ -244,7 +252,7 @@ func TestCheckErrorOrder(t *testing.T) {
 		spec[k] = 1.5 // a fraction: a typed error and a pathless one each
 		want = append(want, "spec."+k)
 	}
-	for range 8 {
+	for range 9 { // and "some validation rules were not checked" (Build's name rules)
 		want = append(want, "<nil>")
 	}
 	chk := checkerFor(t, apiextensionsv1.JSONSchemaProps{Type: "object", Properties: props})
@@ -256,5 +264,34 @@ func TestCheckErrorOrder(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("fields %q, want %q", got, want)
 		}
+	}
+}
+
+// TestNameRules: the CRD's root rules refuse, as the API server would on
+// create, a name too long for the release name and a name with a dot, each
+// with its own message naming the kind's limit; a name at the limit passes,
+// and so does an update (names are immutable; optionalOldSelf).
+func TestNameRules(t *testing.T) {
+	chk := checkerFor(t, apiextensionsv1.JSONSchemaProps{Type: "object"})
+	check := func(name string) []string {
+		return errorStrings(chk.Check(map[string]any{"metadata": map[string]any{"name": name, "namespace": "default"}, "spec": map[string]any{}}))
+	}
+	atLimit := strings.Repeat("a", 53-len("cache-"))
+	if got := check(atLimit); len(got) != 0 {
+		t.Fatalf("name of %d characters: %q", len(atLimit), got)
+	}
+	want := `metadata.name: Invalid value: Cache names may have at most 47 characters: the Helm release name is "cache-" + the name, at most 53`
+	if got := check(atLimit + "a"); len(got) != 1 || got[0] != want {
+		t.Fatalf("name of %d characters: %q, want %q", len(atLimit)+1, got, want)
+	}
+	if got := check("a.b"); len(got) != 1 || !strings.Contains(got[0], "metadata.name: Invalid value: Cache names may not contain dots") {
+		t.Fatalf("dotted name: %q", got)
+	}
+
+	// A prefix that leaves no room says so.
+	def := &v1alpha1.ApplicationDefinition{Spec: v1alpha1.ApplicationDefinitionSpec{Application: v1alpha1.ApplicationNames{Kind: strings.Repeat("A", 53)}}}
+	rules := NameRules(definition.Effective(def))
+	if !strings.Contains(rules[0].Message, "no "+def.Spec.Application.Kind+" name fits") {
+		t.Fatalf("message %q", rules[0].Message)
 	}
 }

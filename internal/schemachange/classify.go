@@ -830,3 +830,23 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// ClassifyRoot lists the changes of the x-kubernetes-validations at the root
+// of the named versions' schemas (path "(object)"): the rules chartkind puts
+// there read metadata.name (crd.NameRules), so Classify, which compares spec,
+// does not see them. Check evaluates them, as on create, on each object's
+// name: an added name rule that an existing object violates names that object.
+func ClassifyRoot(old, new *apiextensionsv1.CustomResourceDefinition, oldVersion, newVersion string) []Change {
+	root := func(c *apiextensionsv1.CustomResourceDefinition, version string) []apiextensionsv1.ValidationRule {
+		for i := range c.Spec.Versions {
+			v := &c.Spec.Versions[i]
+			if v.Name == version && v.Schema != nil && v.Schema.OpenAPIV3Schema != nil {
+				return v.Schema.OpenAPIV3Schema.XValidations
+			}
+		}
+		return nil
+	}
+	c := &classifier{}
+	c.rules("(object)", root(old, oldVersion), root(new, newVersion))
+	return c.changes
+}

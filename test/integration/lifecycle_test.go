@@ -12,6 +12,7 @@ import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -165,15 +166,39 @@ func TestUnrelatedHelmReleasesUntouched(t *testing.T) {
 }
 
 // An object whose release name would exceed 53 characters gets Ready=False,
-// NameTooLong and a Warning event, and no HelmRelease.
+// NameTooLong and a Warning event, and no HelmRelease. The CRD's name rules
+// refuse such objects at create time (TestObjectNamesRefusedByTheAPIServer),
+// so this is the fallback for a CRD created before the rules: the test takes
+// them out while the operator is down. When the operator comes back, adding
+// the rules is a schema change that the existing long name breaks: the
+// definition says IncompatibleSchemaChange, naming the object, and the kind
+// is still served from the CRD in place.
 func TestNameTooLong(t *testing.T) {
-	startOperator(t)
+	op := startOperator(t)
 	ns := newNamespace(t)
 	def := createDefinition(t, widgetDefinition("longwidget", "LongWidget"))
+	op.stop()
+	c := &apiextensionsv1.CustomResourceDefinition{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Name: "longwidgets.apps.chartkind.io"}, c); err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.Versions[0].Schema.OpenAPIV3Schema.XValidations = nil
+	if err := env.Client.Update(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
 	long := strings.Repeat("n", 53-len("longwidget-")+1)
 	ok := strings.Repeat("k", 53-len("longwidget-"))
-	obj := createObject(t, def, ns, long, map[string]any{"replicas": int64(1)})
+	var obj *unstructured.Unstructured
+	testenv.WaitFor(t, timeout, "the CRD without name rules", func(ctx context.Context) error {
+		obj = newObject(def, ns, long, map[string]any{"replicas": int64(1)})
+		return env.Client.Create(ctx, obj)
+	})
 	createObject(t, def, ns, ok, map[string]any{"replicas": int64(1)})
+	op.restart()
+	d := waitDefinitionReason(t, def.Name, "IncompatibleSchemaChange")
+	if m := meta.FindStatusCondition(d.Status.Conditions, "Ready").Message; !strings.Contains(m, ns+"/"+long) || !strings.Contains(m, "names may have at most 42 characters") {
+		t.Errorf("IncompatibleSchemaChange message does not name the object and the rule: %s", m)
+	}
 	waitObject(t, def, ns, long, func(u *unstructured.Unstructured) error {
 		c := condition(u, "Ready")
 		if c == nil || c["status"] != "False" || c["reason"] != mirror.ReasonNameTooLong {

@@ -74,7 +74,40 @@ const (
 	ReasonWaitingForEstablished = "WaitingForEstablished"
 	ReasonServeFailed           = "ServeFailed"
 	ReasonServing               = "Serving"
+	// ReasonServiceAccountRequired: the operator runs with
+	// --require-service-account and the definition has no serviceAccountName.
+	ReasonServiceAccountRequired = "ServiceAccountRequired"
 )
+
+// ConditionReleasesIsolated says whether the kind's releases run as a service
+// account of the object's namespace (helm-controller impersonates
+// spec.release.serviceAccountName) rather than as helm-controller itself. It
+// does not change Ready: the kind is served either way.
+const ConditionReleasesIsolated = "ReleasesIsolated"
+
+// Reasons of the ReleasesIsolated condition.
+const (
+	ReasonServiceAccount   = "ServiceAccount"
+	ReasonNoServiceAccount = "NoServiceAccount"
+)
+
+// isolation is the ReleasesIsolated condition of def.
+func isolation(def *v1alpha1.ApplicationDefinition) metav1.Condition {
+	if sa := def.Spec.Release.ServiceAccountName; sa != "" {
+		return metav1.Condition{Type: ConditionReleasesIsolated, Status: metav1.ConditionTrue, Reason: ReasonServiceAccount,
+			Message: fmt.Sprintf("releases run as service account %s of each object's namespace (helm-controller impersonates it): they can create only what it may", sa)}
+	}
+	return metav1.Condition{Type: ConditionReleasesIsolated, Status: metav1.ConditionFalse, Reason: ReasonNoServiceAccount, Message: NoServiceAccountWarning(def.Name)}
+}
+
+// NoServiceAccountWarning names the risk of a definition without
+// spec.release.serviceAccountName; `chartkind generate` and `validate` print it too.
+func NoServiceAccountWarning(definition string) string {
+	return fmt.Sprintf("definition %s sets no spec.release.serviceAccountName, so its releases run with helm-controller's own identity "+
+		"(unless helm-controller runs with --default-service-account): a user who may create objects of this kind can make helm-controller "+
+		"create any object its ClusterRole allows, e.g. a ClusterRoleBinding to cluster-admin through a chart value such as extraDeploy; "+
+		"set spec.release.serviceAccountName to a service account with only the rights the chart needs (docs/security.md)", definition)
+}
 
 // Server serves and stops kinds; the engine implements it.
 type Server interface {
@@ -109,6 +142,9 @@ type Reconciler struct {
 	Fetcher *source.Fetcher
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
+	// RequireServiceAccount refuses definitions without
+	// spec.release.serviceAccountName (ReasonServiceAccountRequired).
+	RequireServiceAccount bool
 
 	fetcherOnce sync.Once
 	// generated caches the last CRD generated per definition, by input.
@@ -245,6 +281,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	ready.ObservedGeneration = def.Generation
 	meta.SetStatusCondition(&def.Status.Conditions, ready)
+	iso := isolation(def)
+	iso.ObservedGeneration = def.Generation
+	meta.SetStatusCondition(&def.Status.Conditions, iso)
 
 	if err := r.writeStatus(ctx, orig, def); err != nil {
 		return ctrl.Result{}, err
@@ -261,6 +300,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // runSteps runs every step in order and returns the Ready message, or the first failure.
 func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefinition) (string, *stepError) {
+	if r.RequireServiceAccount && def.Spec.Release.ServiceAccountName == "" {
+		// Not served: the CRD is not created nor updated, and after a restart
+		// the kind is not served (existing HelmReleases stay as they are).
+		return "", fail(ReasonServiceAccountRequired, "the operator runs with --require-service-account and this definition sets no spec.release.serviceAccountName: "+
+			"set it to a service account, in each namespace objects of the kind are created in, with only the rights the chart needs (docs/security.md)")
+	}
 	src, serr := r.resolveSchema(ctx, def)
 	if serr != nil {
 		return "", r.keepServing(ctx, def, serr)
@@ -601,6 +646,11 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig, def *v1alpha1.Applic
 			typ = "Warning"
 		}
 		r.event(def, typ, cur.Reason, "Reconcile", "%s", cur.Message)
+	}
+	oldIso := meta.FindStatusCondition(orig.Status.Conditions, ConditionReleasesIsolated)
+	curIso := meta.FindStatusCondition(def.Status.Conditions, ConditionReleasesIsolated)
+	if curIso != nil && curIso.Status == metav1.ConditionFalse && (oldIso == nil || oldIso.Status != metav1.ConditionFalse) {
+		r.event(def, "Warning", curIso.Reason, "Reconcile", "%s", curIso.Message)
 	}
 	return nil
 }

@@ -53,10 +53,14 @@ func (r *Reconciler) checkSchemaChange(ctx context.Context, def *v1alpha1.Applic
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	if equality.Semantic.DeepEqual(oldSpec, newSpec) && oldVersion == version {
+	// The root rules (crd.NameRules: the object's name must fit its release
+	// name) are compared too: adding them to a CRD created before they
+	// existed checks every existing object's name.
+	rootChanges := schemachange.ClassifyRoot(old, res.CRD, oldVersion, version)
+	if equality.Semantic.DeepEqual(oldSpec, newSpec) && oldVersion == version && len(rootChanges) == 0 {
 		return nil
 	}
-	breaking := schemachange.Breaking(schemachange.Classify(oldSpec, newSpec))
+	breaking := schemachange.Breaking(append(schemachange.Classify(oldSpec, newSpec), rootChanges...))
 
 	checker, err := schemachange.NewChecker(res.CRD, version)
 	if err != nil {
