@@ -153,7 +153,7 @@ func Validate(def *v1alpha1.ApplicationDefinition) error {
 	if (def.Spec.Release.Chart == nil) == (def.Spec.Release.ChartRef == nil) {
 		problems = append(problems, "spec.release: exactly one of chart and chartRef must be set")
 	}
-	if p := def.Spec.Release.Prefix; p != "" && (!prefixPattern.MatchString(p) || len(p) > 32) {
+	if p := def.Spec.Release.Prefix; p != "" && (!prefixPattern.MatchString(p) || len(p) > maxPrefixLength) {
 		problems = append(problems, fmt.Sprintf("spec.release.prefix: %q must be lowercase letters, digits and dashes, at most 32 characters", p))
 	}
 	if len(problems) == 0 {
@@ -183,5 +183,14 @@ func ForChart(chartName, chartVersion string, source v1alpha1.ChartTemplate) (*v
 	def.APIVersion = v1alpha1.GroupVersion.String()
 	def.Kind = "ApplicationDefinition"
 	def.Name = strings.ToLower(kind)
+	// A long chart name would derive a prefix that leaves object names little
+	// or no room under Helm's 53 characters: give such a definition the
+	// longest prefix an administrator could write (32 characters).
+	if p := Effective(def).Prefix; len(p) > maxPrefixLength {
+		def.Spec.Release.Prefix = strings.TrimRight(p[:maxPrefixLength-1], "-") + "-"
+	}
 	return def, nil
 }
+
+// maxPrefixLength is the longest spec.release.prefix the API accepts.
+const maxPrefixLength = 32

@@ -117,3 +117,23 @@ func TestForChart(t *testing.T) {
 		t.Fatalf("derived definition does not validate: %v", err)
 	}
 }
+
+// A definition derived from a long chart name gets a prefix that leaves
+// object names room under Helm's 53 characters (the CRD refuses longer names).
+func TestForChartShortensLongPrefixes(t *testing.T) {
+	def, err := ForChart("prometheus-community-prometheus-operator-admission-webhook", "1.0.0", v1alpha1.ChartTemplate{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := Effective(def)
+	if len(n.Prefix) != 32 || !strings.HasSuffix(n.Prefix, "-") || n.MaxObjectNameLength() != 21 {
+		t.Errorf("prefix %q (%d), max object name %d", n.Prefix, len(n.Prefix), n.MaxObjectNameLength())
+	}
+	if err := Validate(def); err != nil {
+		t.Errorf("derived definition invalid: %v", err)
+	}
+	short, _ := ForChart("redis", "1.0.0", v1alpha1.ChartTemplate{})
+	if short.Spec.Release.Prefix != "" || Effective(short).Prefix != "redis-" {
+		t.Errorf("short chart name: prefix %q / %q", short.Spec.Release.Prefix, Effective(short).Prefix)
+	}
+}
