@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -115,18 +116,33 @@ func TestLockedValues(t *testing.T) {
 		return nil
 	})
 
+	// In step, with the administrator's values merged: an idle operator writes nothing.
+	waitCounts(t, def.Name, 1, 0)
+	time.Sleep(time.Second)
+	before := resourceVersions(t, def, ns)
+	time.Sleep(4 * time.Second)
+	if after := resourceVersions(t, def, ns); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("writes in steady state:\nbefore %v\nafter  %v", before, after)
+	}
+
 	if out := kubectl(t, "explain", "lockedwidgets.spec.size"); !strings.Contains(out, "Locked by the administrator (ApplicationDefinition lockedwidget)") {
 		t.Errorf("kubectl explain:\n%s", out)
 	}
 
-	// Locking a path an existing object sets: refused, the object named, nothing dropped.
-	testenv.WaitFor(t, timeout, "locking replicas", func(ctx context.Context) error {
-		d := &v1alpha1.ApplicationDefinition{}
-		if err := env.Client.Get(ctx, types.NamespacedName{Name: def.Name}, d); err != nil {
-			return err
+	// A changed administrator value reaches existing HelmReleases.
+	updateDefinition(t, def.Name, func(d *v1alpha1.ApplicationDefinition) {
+		d.Spec.Values.Set = &apiextensionsv1.JSON{Raw: []byte(`{"extra":"admin2"}`)}
+	})
+	waitRelease(t, ns, rel, func(hr *helmv2.HelmRelease) error {
+		if v := releaseValues(hr); v["extra"] != "admin2" || v["replicas"] != float64(3) {
+			return fmt.Errorf("values %v", v)
 		}
+		return nil
+	})
+
+	// Locking a path an existing object sets: refused, the object named, nothing dropped.
+	updateDefinition(t, def.Name, func(d *v1alpha1.ApplicationDefinition) {
 		d.Spec.Values.Locked = append(d.Spec.Values.Locked, "replicas")
-		return env.Client.Update(ctx, d)
 	})
 	d := waitDefinitionReason(t, def.Name, "IncompatibleSchemaChange")
 	if m := meta.FindStatusCondition(d.Status.Conditions, "Ready").Message; !strings.Contains(m, ns+"/w1") || !strings.Contains(m, "spec.replicas is locked") {
@@ -135,4 +151,17 @@ func TestLockedValues(t *testing.T) {
 	if r, _, _ := unstructured.NestedInt64(mustGetObject(t, def, ns, "w1").Object, "spec", "replicas"); r != 3 {
 		t.Errorf("replicas %d after the refused lock", r)
 	}
+}
+
+// updateDefinition changes the definition with f, retrying on conflicts.
+func updateDefinition(t *testing.T, name string, f func(d *v1alpha1.ApplicationDefinition)) {
+	t.Helper()
+	testenv.WaitFor(t, timeout, "updating definition "+name, func(ctx context.Context) error {
+		d := &v1alpha1.ApplicationDefinition{}
+		if err := env.Client.Get(ctx, types.NamespacedName{Name: name}, d); err != nil {
+			return err
+		}
+		f(d)
+		return env.Client.Update(ctx, d)
+	})
 }
