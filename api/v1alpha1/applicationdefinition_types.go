@@ -55,6 +55,11 @@ type ApplicationDefinitionSpec struct {
 	// +optional
 	AcceptSchemaChange string `json:"acceptSchemaChange,omitempty"`
 
+	// Values are what the administrator decides in every release of the kind:
+	// values that always win over the user's, and paths users may not set.
+	// +optional
+	Values *AdministratorValues `json:"values,omitempty"`
+
 	// Access says what users see in their objects' status.access: how to
 	// connect to what their release installed. By default every Service,
 	// Ingress and Secret (key names only, never values) of the release and the
@@ -346,4 +351,31 @@ type ApplicationDefinitionList struct {
 
 func init() {
 	SchemeBuilder.Register(&ApplicationDefinition{}, &ApplicationDefinitionList{})
+}
+
+// AdministratorValues are values of every release of the kind that belong to
+// the administrator, not to the objects' users.
+type AdministratorValues struct {
+	// Set are values merged over each object's spec into its HelmRelease: maps
+	// are merged key by key, and the administrator's scalar or list replaces
+	// the user's. Every path from the top to a leaf of Set is locked too (see
+	// Locked): a user setting it would be silently overridden, so it is
+	// refused instead.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Set *apiextensionsv1.JSON `json:"set,omitempty"`
+
+	// Locked are value paths users may not set, dot-separated from the top of
+	// the values: extraDeploy, image.registry, commonLabels.team (an entry of a
+	// map). Setting one is refused by the API server, naming the path and this
+	// definition; the release gets the administrator's value from Set, or the
+	// chart's default. A path may not go through a list.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`
+	// +listType=set
+	// +optional
+	Locked []string `json:"locked,omitempty"`
 }

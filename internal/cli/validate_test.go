@@ -193,3 +193,34 @@ func TestValidateNames(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateLocked: a GitOps object that sets a path the definition locks,
+// or one of its administrator values, is reported with the API server's
+// message naming the path and the definition.
+func TestValidateLocked(t *testing.T) {
+	dir := t.TempDir()
+	def, err := os.ReadFile(filepath.Join(samples, "chartkind_v1alpha1_applicationdefinition_redis.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(def) + "  values:\n    set:\n      maxmemoryPolicy: allkeys-lru\n    locked: [maxmemory]\n---\n" +
+		"apiVersion: apps.chartkind.io/v1alpha1\nkind: Redis\nmetadata:\n  name: cache\n  namespace: shop\nspec:\n  maxmemory: 1gb\n  maxmemoryPolicy: noeviction\n---\n" +
+		"apiVersion: apps.chartkind.io/v1alpha1\nkind: Redis\nmetadata:\n  name: fine\n  namespace: shop\n"
+	file := filepath.Join(dir, "locked.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "validate", filepath.Join(examples, "redis"), file)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	for _, p := range []string{"maxmemory", "maxmemoryPolicy"} {
+		want := "Redis shop/cache: spec." + p + ": Forbidden: spec." + p + " is locked: it is set by the administrator (ApplicationDefinition redis)"
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "shop/fine") {
+		t.Errorf("an object without locked paths was reported:\n%s", out)
+	}
+}

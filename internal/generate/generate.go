@@ -17,6 +17,7 @@ import (
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/chart"
 	"github.com/chartkind/chartkind/internal/crd"
+	"github.com/chartkind/chartkind/internal/lock"
 	"github.com/chartkind/chartkind/internal/schemaconv"
 )
 
@@ -89,6 +90,27 @@ func CRD(in Input) (*Result, error) {
 		}
 		spec = conv.Schema
 		res.Warnings = append(res.Warnings, conv.Warnings...)
+	}
+
+	// The administrator's locked paths: refused by the API server.
+	paths, err := lock.Paths(def)
+	if err != nil {
+		return nil, &SchemaError{Source: fmt.Sprintf("ApplicationDefinition %s", def.Name), Err: err}
+	}
+	if len(paths) > 0 {
+		spec = spec.DeepCopy()
+		if err := lock.Schema(spec, def.Name, paths); err != nil {
+			return nil, &SchemaError{Source: fmt.Sprintf("ApplicationDefinition %s", def.Name), Err: err}
+		}
+		// A change of the locks is a schema change: spec.acceptSchemaChange
+		// names the schema with its locks.
+		h := sha256.New()
+		h.Write([]byte(res.SchemaDigest))
+		for _, p := range paths {
+			h.Write([]byte{0})
+			h.Write([]byte(p))
+		}
+		res.SchemaDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	}
 
 	c, err := crd.Build(crd.Input{Definition: def, Spec: spec, ChartName: chartName, ChartVersion: chartVersion, SchemaDigest: res.SchemaDigest})

@@ -72,6 +72,9 @@ const (
 	EventValuesPulled       = "ValuesPulled"
 	EventInvalidValues      = "InvalidReleaseValues"
 	EventReleaseConflict    = "ReleaseConflict"
+	// EventLockedValueRestored: a direct edit of the HelmRelease changed a
+	// value the definition locks or sets; the administrator's is put back.
+	EventLockedValueRestored = "LockedValueRestored"
 )
 
 // mirroredConditions are the HelmRelease conditions copied to the object

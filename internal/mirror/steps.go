@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/chartkind/chartkind/internal/lock"
 	"github.com/chartkind/chartkind/internal/metrics"
 )
 
@@ -105,6 +106,10 @@ func (m *Mirror) adopt(ctx context.Context, t *target, hr *helmv2.HelmRelease) e
 	if err != nil {
 		t.log.Info("not adopting HelmRelease: values are not an object", "helmRelease", hr.Name, "error", err.Error())
 		return nil
+	}
+	// The administrator's values are not the user's: they are not copied.
+	if admin, err := adminValues(t); err == nil {
+		values = lock.Strip(values, admin.paths)
 	}
 	obj := &unstructured.Unstructured{Object: map[string]any{}}
 	obj.SetGroupVersionKind(t.gvk)
@@ -218,6 +223,11 @@ func (m *Mirror) releaseMissing(ctx context.Context, t *target, obj *unstructure
 	if err != nil {
 		return 0, err
 	}
+	admin, err := adminValues(t)
+	if err != nil {
+		return 0, err
+	}
+	values = lock.Merge(values, admin.set)
 	hr := &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: t.key.Namespace, Name: t.releaseKey().Name}}
 	m.applyDesired(t, obj, hr, values)
 	if err := m.client.Create(ctx, hr); err != nil {
@@ -241,12 +251,18 @@ func (m *Mirror) syncValues(ctx context.Context, t *target, obj *unstructured.Un
 	if err != nil {
 		return nil, nil, err
 	}
+	admin, err := adminValues(t)
+	if err != nil {
+		return nil, nil, err
+	}
 	hrValues, err := decodeValues(hr.Spec.Values)
 	hrValuesOK := err == nil
 	if err != nil {
 		hrValues = nil // not an object: replaced by the object's values below
 	}
-	objDigest, hrDigest := digest(objValues), digest(hrValues)
+	// What the HelmRelease should hold: the object's spec with the
+	// administrator's values merged over it.
+	objDigest, hrDigest := digest(lock.Merge(objValues, admin.set)), digest(hrValues)
 	last := st.ValuesDigest
 	linked := ownedBy(hr, obj)
 	if linked && last != "" && objDigest != hrDigest && hrDigest != last {
@@ -274,22 +290,32 @@ func (m *Mirror) syncValues(ctx context.Context, t *target, obj *unstructured.Un
 	// prunes, when it reads a stored object. Only a change of generation is
 	// an edit; anything else must not upgrade the release.
 	edited := !linked || !hrValuesOK || hr.Annotations[AnnotationGeneration] != strconv.FormatInt(obj.GetGeneration(), 10)
-	desired := objValues
+	desired := lock.Merge(objValues, admin.set)
 	switch {
 	case objDigest == hrDigest:
 	case linked && last != "" && hrDigest != last && (last == objDigest || !edited):
-		// Edited on the HelmRelease only: pull into the object.
-		pulled, err := m.pull(ctx, t, obj, hr, hrValues)
-		if err != nil {
-			return nil, nil, err
+		// Edited on the HelmRelease only: pull into the object, except the
+		// administrator's paths, whose values are put back.
+		userValues := lock.Strip(hrValues, admin.paths)
+		if digest(userValues) != digest(objValues) {
+			pulled, err := m.pull(ctx, t, obj, hr, userValues)
+			if err != nil {
+				return nil, nil, err
+			}
+			if pulled != nil {
+				obj, objValues = pulled, userValues
+			}
 		}
-		if pulled != nil {
-			obj, objValues = pulled, hrValues
+		desired = lock.Merge(objValues, admin.set)
+		if restored := lock.Changed(hrValues, desired, admin.paths); len(restored) > 0 {
+			m.warn(obj, hr, EventLockedValueRestored, "SyncValues",
+				"HelmRelease %s changed locked value(s) %s: the values of ApplicationDefinition %s are restored",
+				hr.Name, "spec."+strings.Join(restored, ", spec."), t.def.Name)
 		}
-		desired = objValues
 	case !edited:
-		// Not edited: the HelmRelease keeps the values last synchronised.
-		desired = hrValues
+		// Not edited: the HelmRelease keeps the values last synchronised,
+		// with the administrator's current values over them.
+		desired = lock.Merge(hrValues, admin.set)
 	case linked && last != "" && last != objDigest && last != hrDigest:
 		m.warn(obj, hr, EventConflictObjectWins, "SyncValues",
 			"Both the object and HelmRelease %s changed the values since they were last in step: the object's values win", hr.Name)
@@ -515,4 +541,23 @@ func resumeHint(t *target, obj *unstructured.Unstructured) string {
 		return ""
 	}
 	return "; to resume: kubectl annotate " + t.names.Singular + " " + obj.GetName() + " -n " + obj.GetNamespace() + " " + AnnotationSuspend + "-"
+}
+
+// administrator holds a definition's spec.values as the mirror uses them.
+type administrator struct {
+	set   map[string]any
+	paths []string
+}
+
+// adminValues reads the definition's administrator values and locked paths.
+func adminValues(t *target) (administrator, error) {
+	set, err := lock.Set(t.def)
+	if err != nil {
+		return administrator{}, err
+	}
+	paths, err := lock.Paths(t.def)
+	if err != nil {
+		return administrator{}, err
+	}
+	return administrator{set: set, paths: paths}, nil
 }

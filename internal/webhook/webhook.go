@@ -36,6 +36,7 @@ import (
 	"github.com/chartkind/chartkind/internal/chart"
 	"github.com/chartkind/chartkind/internal/crd"
 	names "github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/lock"
 )
 
 // Path is where the webhook server serves the handler.
@@ -75,6 +76,8 @@ type kindEntry struct {
 	gk         schema.GroupKind
 	digest     string
 	validator  Validator
+	// set are the definition's spec.values.set, merged over each spec.
+	set map[string]any
 	// onDemand entries were loaded through the Loader (on a replica that is
 	// not the leader) and are re-read every onDemandRefresh, since no
 	// KindServed or KindRetired will tell this replica about changes.
@@ -242,7 +245,16 @@ func (h *Handler) load(def *v1alpha1.ApplicationDefinition, c *chart.Chart, onDe
 	if def.Spec.Schema != nil && len(def.Spec.Schema.Raw) > 0 {
 		override = def.Spec.Schema.Raw
 	}
+	// The administrator's values are merged over the spec before Helm's
+	// check, as they are in the HelmRelease.
+	set, err := lock.Set(def)
+	if err != nil {
+		return fmt.Errorf("building the admission validator of %s: %w", gk, err)
+	}
 	d := digest(c, override)
+	if def.Spec.Values != nil && def.Spec.Values.Set != nil {
+		d += "+" + string(def.Spec.Values.Set.Raw)
+	}
 
 	h.mu.Lock()
 	cur := h.byDef[def.Name]
@@ -273,7 +285,7 @@ func (h *Handler) load(def *v1alpha1.ApplicationDefinition, c *chart.Chart, onDe
 		}
 		delete(h.byResource, old.gvr.GroupResource())
 	}
-	e := &kindEntry{definition: def.Name, gvr: gvr, gk: gk, digest: d, validator: v, onDemand: onDemand, loadedAt: time.Now()}
+	e := &kindEntry{definition: def.Name, gvr: gvr, gk: gk, digest: d, validator: v, set: set, onDemand: onDemand, loadedAt: time.Now()}
 	h.byDef[def.Name] = e
 	h.byResource[gvr.GroupResource()] = e
 	h.mu.Unlock()
@@ -373,7 +385,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if spec == nil {
 		spec = map[string]any{}
 	}
-	errs := e.validator.Validate(spec)
+	errs := e.validator.Validate(lock.Merge(spec, e.set))
 	if len(errs) == 0 {
 		verdict = VerdictAllowed
 		log.V(1).Info("admitted", "took", time.Since(begin).String())
