@@ -58,6 +58,24 @@ func resourceVersions(t *testing.T, def *v1alpha1.ApplicationDefinition, ns stri
 	return out
 }
 
+// assertNoWrites lets things settle for a second, then checks that nothing of
+// def (its CRD, objects in ns, their HelmReleases) is written during window;
+// during, when set, runs at the start of the window. It returns the resource
+// versions seen.
+func assertNoWrites(t *testing.T, def *v1alpha1.ApplicationDefinition, ns string, window time.Duration, what string, during func()) map[string]string {
+	t.Helper()
+	time.Sleep(time.Second)
+	before := resourceVersions(t, def, ns)
+	if during != nil {
+		during()
+	}
+	time.Sleep(window)
+	if after := resourceVersions(t, def, ns); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("writes %s:\nbefore %v\nafter  %v", what, before, after)
+	}
+	return before
+}
+
 // Once everything converged, an idle operator writes nothing, including after a restart.
 func TestNoWritesInSteadyState(t *testing.T) {
 	op := startOperator(t)
@@ -87,12 +105,7 @@ func TestNoWritesInSteadyState(t *testing.T) {
 	})
 	// The definition's counts converge too (written at most every 2s).
 	waitCounts(t, def.Name, 5, 1)
-	time.Sleep(time.Second)
-	before := resourceVersions(t, def, ns)
-	time.Sleep(4 * time.Second)
-	if after := resourceVersions(t, def, ns); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("writes in steady state:\nbefore %v\nafter  %v", before, after)
-	}
+	before := assertNoWrites(t, def, ns, 4*time.Second, "in steady state", nil)
 
 	op.restart()
 	waitDefinitionReason(t, def.Name, "Serving")

@@ -118,12 +118,7 @@ func TestLockedValues(t *testing.T) {
 
 	// In step, with the administrator's values merged: an idle operator writes nothing.
 	waitCounts(t, def.Name, 1, 0)
-	time.Sleep(time.Second)
-	before := resourceVersions(t, def, ns)
-	time.Sleep(4 * time.Second)
-	if after := resourceVersions(t, def, ns); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("writes in steady state:\nbefore %v\nafter  %v", before, after)
-	}
+	assertNoWrites(t, def, ns, 4*time.Second, "in steady state", nil)
 
 	if out := kubectl(t, "explain", "lockedwidgets.spec.size"); !strings.Contains(out, "Locked by the administrator (ApplicationDefinition lockedwidget)") {
 		t.Errorf("kubectl explain:\n%s", out)
