@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -257,28 +256,11 @@ func (o *observer) object(ref Ref) (status.Status, []string, error) {
 	return st, lines, nil
 }
 
-// read Gets one object. Secrets are read as metadata only when no access
-// rule can show a Secret, so their values are not fetched for nothing.
+// read Gets one object. Observe never reads a Secret no access rule can show.
 func (o *observer) read(ref Ref) (*unstructured.Unstructured, error) {
-	key := client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}
-	gvk := ref.GroupVersionKind()
-	if ref.Group == "" && ref.Kind == "Secret" && !o.rules.mayShow("Secret") {
-		pm := &metav1.PartialObjectMetadata{}
-		pm.SetGroupVersionKind(gvk)
-		if err := o.r.Get(o.ctx, key, pm); err != nil {
-			return nil, err
-		}
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(pm)
-		if err != nil {
-			return nil, fmt.Errorf("converting %s: %w", ref, err)
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		u.SetGroupVersionKind(gvk)
-		return u, nil
-	}
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gvk)
-	if err := o.r.Get(o.ctx, key, u); err != nil {
+	u.SetGroupVersionKind(ref.GroupVersionKind())
+	if err := o.r.Get(o.ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, u); err != nil {
 		return nil, err
 	}
 	return u, nil

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -309,5 +308,5 @@ func toAccessStatus(a insight.Access) *accessStatus {
 // healthy that only a retry is missing.
 func stuckButHealthy(st *objectStatus) bool {
 	h := findCondition(st.Conditions, ConditionHealthy)
-	return h != nil && h.Status == metav1.ConditionTrue && strings.Contains(h.Reason, ReasonHealthy)
+	return h != nil && h.Status == metav1.ConditionTrue
 }
