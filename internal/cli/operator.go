@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -42,6 +44,9 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "`NAMESPACE` of the leader election Lease (default: the pod's namespace)")
 	fs.BoolVar(&opts.RequireServiceAccount, "require-service-account", false, "refuse ApplicationDefinitions without spec.release.serviceAccountName (Ready=False, reason ServiceAccountRequired): every release then runs as a service account of the object's namespace, not as helm-controller (docs/security.md)")
+	fs.StringVar(&opts.Policy.DefaultServiceAccount, "default-service-account", "", "`NAME` of the service account, in each object's namespace, that releases of definitions without spec.release.serviceAccountName run as (helm-controller impersonates it; ReleasesIsolated=True, reason DefaultServiceAccount; docs/security.md)")
+	fs.BoolVar(&opts.Policy.NoCrossNamespaceRefs, "no-cross-namespace-refs", false, "write every HelmRelease's chart source reference without a namespace, so helm-controller reads the source of that name in the release's own namespace, as it requires with its own --no-cross-namespace-refs=true (docs/security.md)")
+	fs.DurationVar(&opts.NamespaceRolesInterval, "namespace-roles-interval", time.Minute, "how often the built-in admin and edit ClusterRoles are read to tell whether tenants may write HelmReleases directly (ReleasesIsolated=False, reason HelmReleasesWritable); negative turns the check off")
 	fs.StringVar(&opts.ChartsDir, "charts-dir", "", "`DIR` holding the charts definitions name, as <name>/ or <name>-<version>.tgz")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "application objects reconciled at once")
 	// client-go's own default (5 requests/s, bursts of 10) makes a bulk import of
@@ -71,6 +76,12 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts.Webhook = wh
+	if sa := opts.Policy.DefaultServiceAccount; sa != "" {
+		if errs := validation.IsDNS1123Subdomain(sa); len(errs) > 0 {
+			fmt.Fprintf(stderr, "chartkind operator: --default-service-account=%q: %s\n", sa, strings.Join(errs, "; "))
+			return 2
+		}
+	}
 	opts.DisableInsight, opts.DisableReleaseNotes = !*insight, !*notes
 	log, err := newLogger(*logLevel, *logFormat, stderr)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/crd"
 	"github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/tenancy"
 )
 
 // Labels and annotations chartkind puts on the HelmReleases it manages.
@@ -90,6 +91,8 @@ type Mirror struct {
 	// insight, when set, reads what each release installed (observe.go).
 	insight  *InsightOptions
 	observed *observerState
+	// policy is the operator's multi-tenant release policy (tenancy.Policy).
+	policy tenancy.Policy
 }
 
 // New returns a Mirror that writes through c, reads HelmReleases through c
@@ -98,6 +101,10 @@ type Mirror struct {
 func New(c client.Client, live client.Reader, recorder events.EventRecorder) *Mirror {
 	return &Mirror{client: c, live: live, recorder: recorder, now: time.Now}
 }
+
+// SetPolicy sets the multi-tenant release policy every HelmRelease is
+// written with: the default service account and same-namespace sources.
+func (m *Mirror) SetPolicy(p tenancy.Policy) { m.policy = p }
 
 // target is one reconcile: a definition's kind and one object name.
 type target struct {

@@ -477,6 +477,7 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 		}}
 	}
 	want.restoreOn(&hr.Spec, hr.CreationTimestamp.IsZero())
+	m.policy.Enforce(&rel, &hr.Spec)
 
 	if len(values) == 0 {
 		hr.Spec.Values = nil

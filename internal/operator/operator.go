@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -30,6 +31,7 @@ import (
 	defctrl "github.com/chartkind/chartkind/internal/controller/definition"
 	"github.com/chartkind/chartkind/internal/engine"
 	"github.com/chartkind/chartkind/internal/mirror"
+	"github.com/chartkind/chartkind/internal/tenancy"
 	"github.com/chartkind/chartkind/internal/webhook"
 )
 
@@ -74,6 +76,15 @@ type Options struct {
 	// spec.release.serviceAccountName (Ready=False, ServiceAccountRequired):
 	// the multi-tenant profile, see docs/security.md.
 	RequireServiceAccount bool
+	// Policy is the multi-tenant release policy: a default service account
+	// for releases of definitions without one, and HelmReleases that never
+	// reference a source in another namespace (internal/tenancy).
+	Policy tenancy.Policy
+	// NamespaceRolesInterval is how often the built-in admin and edit
+	// ClusterRoles are read to tell whether tenants may write HelmReleases
+	// directly (ReleasesIsolated=False, HelmReleasesWritable); default 1m,
+	// negative turns the check off.
+	NamespaceRolesInterval time.Duration
 	// MaxConcurrentReconciles is the number of engine workers (application
 	// objects reconciled at once); defaults to 4.
 	MaxConcurrentReconciles int
@@ -171,6 +182,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	recorder := mgr.GetEventRecorder("chartkind")
 	m := mirror.New(mgr.GetClient(), mgr.GetAPIReader(), recorder)
+	m.SetPolicy(opts.Policy)
 	if !opts.DisableInsight {
 		// Live reads, on demand with backoff: caching every workload, Service
 		// and Secret of the cluster to watch a few releases would cost more
@@ -216,6 +228,23 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Recorder:              recorder,
 		ChartsDir:             opts.ChartsDir,
 		RequireServiceAccount: opts.RequireServiceAccount,
+		Policy:                opts.Policy,
+	}
+	if opts.NamespaceRolesInterval >= 0 {
+		resync := make(chan event.GenericEvent, 1)
+		roles := &tenancy.RoleWatch{
+			Reader: mgr.GetAPIReader(), Interval: opts.NamespaceRolesInterval, Log: log.WithName("namespace-roles"),
+			OnChange: func() {
+				select {
+				case resync <- event.GenericEvent{Object: &v1alpha1.ApplicationDefinition{}}:
+				default: // one pending resync covers every change
+				}
+			},
+		}
+		if err := mgr.Add(roles); err != nil {
+			return nil, err
+		}
+		r.HelmReleaseWriters, r.Resync = roles.Writers, resync
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("operator: setting up definition controller: %w", err)

@@ -79,6 +79,16 @@ rbac: {extraGroups: [db.example.com]}
 charts: {volume: {configMap: {name: charts}}, mountPath: /srv/charts}
 extraArgs: [--log-level=debug]
 `, check: checkMinimal},
+	{name: "multitenant", values: `
+crds: {install: false}
+webhook: {configurationName: chartkind-multitenant}
+multiTenant: {enabled: true}
+`, check: checkMultiTenant},
+	{name: "multitenant-require", values: `
+crds: {install: false}
+webhook: {configurationName: chartkind-multitenant-require}
+multiTenant: {enabled: true, defaultServiceAccount: "", noCrossNamespaceRefs: false}
+`, check: checkMultiTenantRequire},
 	{name: "invalid", values: `
 crds: {install: false}
 webhook: {failurePolicy: Sometimes}

@@ -64,6 +64,7 @@ func webhookEntry(t *testing.T, r *rendered, name string, policy admissionregist
 }
 
 func checkDefault(t *testing.T, r *rendered) {
+	checkNoProfile(t, r)
 	if n := len(r.objects); n != 12 {
 		t.Errorf("%d objects, want 12 (CRD, ServiceAccount, ClusterRole+Binding, leader-election and webhook-Secret Roles+Bindings, Deployment, metrics and webhook Services, webhook configuration)", n)
 	}
@@ -228,5 +229,44 @@ func checkMinimal(t *testing.T, r *rendered) {
 	}
 	if !ok {
 		t.Errorf("charts volume not mounted read-only at /srv/charts: %+v", pod.Volumes)
+	}
+}
+
+// profileFlags are the operator flags of the multi-tenant profile.
+var profileFlags = []string{"default-service-account", "require-service-account", "no-cross-namespace-refs"}
+
+// checkNoProfile: without multiTenant.enabled no profile flag is passed.
+func checkNoProfile(t *testing.T, r *rendered) {
+	for _, f := range profileFlags {
+		if _, ok := r.args[f]; ok {
+			t.Errorf("--%s passed without multiTenant.enabled", f)
+		}
+	}
+}
+
+// checkMultiTenant: one value turns on impersonation by default and
+// same-namespace sources.
+func checkMultiTenant(t *testing.T, r *rendered) {
+	if r.args["default-service-account"] != "chartkind-release" {
+		t.Errorf("--default-service-account=%q, want chartkind-release", r.args["default-service-account"])
+	}
+	if _, ok := r.args["no-cross-namespace-refs"]; !ok {
+		t.Error("--no-cross-namespace-refs not passed")
+	}
+	if _, ok := r.args["require-service-account"]; ok {
+		t.Error("--require-service-account passed with a default service account")
+	}
+}
+
+// checkMultiTenantRequire: without a default service account the profile
+// refuses definitions that name none.
+func checkMultiTenantRequire(t *testing.T, r *rendered) {
+	if _, ok := r.args["require-service-account"]; !ok {
+		t.Error("--require-service-account not passed")
+	}
+	for _, f := range []string{"default-service-account", "no-cross-namespace-refs"} {
+		if _, ok := r.args[f]; ok {
+			t.Errorf("--%s passed", f)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func (e *realEnv) asUser(t *testing.T, user string) client.Client {
 	return c
 }
 
-func (e *realEnv) nginxDefinition(t *testing.T, name, kind, prefix, serviceAccount string) {
+func (e *realEnv) nginxDefinition(t *testing.T, name, kind, prefix, serviceAccount string, values *v1alpha1.AdministratorValues) {
 	t.Helper()
 	def := &v1alpha1.ApplicationDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -69,6 +69,7 @@ func (e *realEnv) nginxDefinition(t *testing.T, name, kind, prefix, serviceAccou
 				Chart: &v1alpha1.ChartTemplate{Name: "nginx", Version: "*",
 					SourceRef: helmv2.CrossNamespaceObjectReference{Kind: sourcev1.HelmRepositoryKind, Name: e.repo.Name, Namespace: e.ns}},
 			},
+			Values: values,
 		},
 	}
 	must(t, e.Client.Create(context.Background(), def))
@@ -93,7 +94,7 @@ func realChartEscalation(t *testing.T, e *realEnv) {
 	}
 
 	done := step(t, "with helm-controller's own identity, a namespace editor's chart value binds them to cluster-admin")
-	e.nginxDefinition(t, "opennginx", "OpenNginx", "open-", "")
+	e.nginxDefinition(t, "opennginx", "OpenNginx", "open-", "", nil)
 	mallory := e.asUser(t, user)
 	open := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apps.chartkind.io/v1alpha1", "kind": "OpenNginx",
@@ -118,13 +119,47 @@ func realChartEscalation(t *testing.T, e *realEnv) {
 	})
 	done()
 
+	done = step(t, "with extraDeploy locked, the API server refuses the same object at create, naming the path and the definition")
+	e.nginxDefinition(t, "lockednginx", "LockedNginx", "locked-", "", &v1alpha1.AdministratorValues{Locked: []string{"extraDeploy"}})
+	refused := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps.chartkind.io/v1alpha1", "kind": "LockedNginx",
+		"metadata": map[string]any{"name": "z", "namespace": tenant}, "spec": escalatingSpec(user)}}
+	var createErr error
+	testenv.WaitFor(t, stepTimeout, user+" may create LockedNginx, and the create is refused as invalid", func(ctx context.Context) error {
+		createErr = mallory.Create(ctx, refused.DeepCopy())
+		if apierrors.IsInvalid(createErr) {
+			return nil
+		}
+		if createErr == nil {
+			return fmt.Errorf("LockedNginx with extraDeploy was accepted")
+		}
+		return createErr // Forbidden until the kind's role aggregates into edit
+	})
+	if msg := createErr.Error(); !strings.Contains(msg, "spec.extraDeploy is locked") || !strings.Contains(msg, "ApplicationDefinition lockednginx") {
+		t.Errorf("refusal does not name the locked path and the definition: %v", msg)
+	}
+	t.Logf("refused at create: %v", createErr)
+	if err := e.Client.Get(ctx, types.NamespacedName{Namespace: tenant, Name: "locked-z"}, &helmv2.HelmRelease{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a HelmRelease exists for the refused object: %v", err)
+	}
+	// The same object without the locked value is accepted and installs.
+	allowed := refused.DeepCopy()
+	unstructured.RemoveNestedField(allowed.Object, "spec", "extraDeploy")
+	must(t, mallory.Create(ctx, allowed))
+	e.waitConditionIn(t, tenant, allowed, "Ready", "True")
+	if e.canDoAnything(t, user) {
+		t.Errorf("%s can do anything through the locked kind", user)
+	}
+	must(t, e.Client.Delete(ctx, allowed))
+	done()
+
 	done = step(t, "with serviceAccountName, the same value fails the release and the object says why")
 	// The tenant's deployer may do anything in its namespace, nothing else.
 	must(t, e.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "deployer"}}))
 	must(t, e.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "deployer-admin"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "deployer", Namespace: tenant}}}))
-	e.nginxDefinition(t, "tenantnginx", "TenantNginx", "tenant-", "deployer")
+	e.nginxDefinition(t, "tenantnginx", "TenantNginx", "tenant-", "deployer", nil)
 	locked := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apps.chartkind.io/v1alpha1", "kind": "TenantNginx",
 		"metadata": map[string]any{"name": "y", "namespace": tenant}, "spec": escalatingSpec(user)}}

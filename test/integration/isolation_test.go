@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,7 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+
 	"github.com/chartkind/chartkind/internal/operator"
+	"github.com/chartkind/chartkind/internal/tenancy"
 	"github.com/chartkind/chartkind/internal/testenv"
 )
 
@@ -42,31 +46,7 @@ func TestDefinitionReleasesIsolated(t *testing.T) {
 // refuses a definition without serviceAccountName (Ready=False,
 // ServiceAccountRequired; no CRD) and serves one with it.
 func TestRequireServiceAccount(t *testing.T) {
-	logs := &testenv.LogBuffer{}
-	op, err := operator.New(env.Config, operator.Options{
-		ChartsDir:               filepath.Join(env.RootDir, "examples", "charts"),
-		MetricsBindAddress:      "0",
-		MaxConcurrentReconciles: 4,
-		Logger:                  logs.Logger("[op] ", 1),
-		RequireServiceAccount:   true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- op.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("operator did not stop")
-		}
-		if t.Failed() {
-			t.Logf("operator log:\n%s", logs.String())
-		}
-	})
+	startOperatorWith(t, operator.Options{RequireServiceAccount: true})
 
 	refused := widgetDefinition("reqwidget", "ReqWidget")
 	if err := env.Client.Create(ctxT(t), refused); err != nil {
@@ -84,4 +64,88 @@ func TestRequireServiceAccount(t *testing.T) {
 	ok := widgetDefinition("sawidget", "SaWidget")
 	ok.Spec.Release.ServiceAccountName = "widget-deployer"
 	createDefinition(t, ok)
+}
+
+// startOperatorWith runs an operator with opts (and the suite's charts,
+// metrics off, 4 workers) until the test ends.
+func startOperatorWith(t *testing.T, opts operator.Options) {
+	t.Helper()
+	logs := &testenv.LogBuffer{}
+	opts.ChartsDir = filepath.Join(env.RootDir, "examples", "charts")
+	opts.MetricsBindAddress = "0"
+	opts.MaxConcurrentReconciles = 4
+	opts.Logger = logs.Logger("[op] ", 1)
+	op, err := operator.New(env.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- op.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("operator did not stop")
+		}
+		if t.Failed() {
+			t.Logf("operator log:\n%s", logs.String())
+		}
+	})
+}
+
+// TestMultiTenantProfile runs the operator with the flags of the chart's
+// multi-tenant profile (test/chart TestMultiTenantProfileRenders):
+// --default-service-account and --no-cross-namespace-refs. A definition
+// without serviceAccountName is isolated by the default and served even
+// with --require-service-account; its HelmReleases impersonate the default
+// service account and read their source from their own namespace; a direct
+// edit of the HelmRelease that escapes either is undone; a definition's own
+// service account wins over the default.
+func TestMultiTenantProfile(t *testing.T) {
+	startOperatorWith(t, operator.Options{
+		RequireServiceAccount: true,
+		Policy:                tenancy.Policy{DefaultServiceAccount: "chartkind-release", NoCrossNamespaceRefs: true},
+	})
+	def := createDefinition(t, widgetDefinition("mtwidget", "MtWidget"))
+	c := meta.FindStatusCondition(def.Status.Conditions, "ReleasesIsolated")
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != "DefaultServiceAccount" || !strings.Contains(c.Message, "chartkind-release") {
+		t.Fatalf("ReleasesIsolated with the default service account: %+v", c)
+	}
+	ns := newNamespace(t)
+	createObject(t, def, ns, "w1", map[string]any{"replicas": int64(1)})
+	isolated := func(hr *helmv2.HelmRelease) error {
+		if hr.Spec.ServiceAccountName != "chartkind-release" {
+			return fmt.Errorf("serviceAccountName %q", hr.Spec.ServiceAccountName)
+		}
+		if hr.Spec.Chart == nil || hr.Spec.Chart.Spec.SourceRef.Namespace != "" || hr.Spec.Chart.Spec.SourceRef.Name != "charts" {
+			return fmt.Errorf("chart %+v: the source must be referenced in the release's own namespace", hr.Spec.Chart)
+		}
+		return nil
+	}
+	hr := waitRelease(t, ns, "mtwidget-w1", isolated)
+
+	// A direct edit back to helm-controller's identity and to the shared
+	// source is undone.
+	hr.Spec.ServiceAccountName = ""
+	hr.Spec.Chart.Spec.SourceRef.Namespace = "flux-system"
+	if err := env.Client.Update(ctxT(t), hr); err != nil {
+		t.Fatal(err)
+	}
+	waitRelease(t, ns, "mtwidget-w1", isolated)
+
+	own := widgetDefinition("mtownwidget", "MtOwnWidget")
+	own.Spec.Release.ServiceAccountName = "widget-deployer"
+	own = createDefinition(t, own)
+	if c := meta.FindStatusCondition(own.Status.Conditions, "ReleasesIsolated"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != "ServiceAccount" {
+		t.Fatalf("ReleasesIsolated with the definition's service account: %+v", c)
+	}
+	createObject(t, own, ns, "w2", nil)
+	waitRelease(t, ns, "mtownwidget-w2", func(hr *helmv2.HelmRelease) error {
+		if hr.Spec.ServiceAccountName != "widget-deployer" {
+			return fmt.Errorf("serviceAccountName %q, want the definition's", hr.Spec.ServiceAccountName)
+		}
+		return nil
+	})
 }

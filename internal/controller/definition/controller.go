@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/chart"
@@ -44,6 +45,7 @@ import (
 	names "github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/generate"
 	"github.com/chartkind/chartkind/internal/source"
+	"github.com/chartkind/chartkind/internal/tenancy"
 )
 
 // sourceRetry is how often a definition whose source is missing or not ready
@@ -78,36 +80,6 @@ const (
 	// --require-service-account and the definition has no serviceAccountName.
 	ReasonServiceAccountRequired = "ServiceAccountRequired"
 )
-
-// ConditionReleasesIsolated says whether the kind's releases run as a service
-// account of the object's namespace (helm-controller impersonates
-// spec.release.serviceAccountName) rather than as helm-controller itself. It
-// does not change Ready: the kind is served either way.
-const ConditionReleasesIsolated = "ReleasesIsolated"
-
-// Reasons of the ReleasesIsolated condition.
-const (
-	ReasonServiceAccount   = "ServiceAccount"
-	ReasonNoServiceAccount = "NoServiceAccount"
-)
-
-// isolation is the ReleasesIsolated condition of def.
-func isolation(def *v1alpha1.ApplicationDefinition) metav1.Condition {
-	if sa := def.Spec.Release.ServiceAccountName; sa != "" {
-		return metav1.Condition{Type: ConditionReleasesIsolated, Status: metav1.ConditionTrue, Reason: ReasonServiceAccount,
-			Message: fmt.Sprintf("releases run as service account %s of each object's namespace (helm-controller impersonates it): they can create only what it may", sa)}
-	}
-	return metav1.Condition{Type: ConditionReleasesIsolated, Status: metav1.ConditionFalse, Reason: ReasonNoServiceAccount, Message: NoServiceAccountWarning(def.Name)}
-}
-
-// NoServiceAccountWarning names the risk of a definition without
-// spec.release.serviceAccountName; `chartkind generate` and `validate` print it too.
-func NoServiceAccountWarning(definition string) string {
-	return fmt.Sprintf("definition %s sets no spec.release.serviceAccountName, so its releases run with helm-controller's own identity "+
-		"(unless helm-controller runs with --default-service-account): a user who may create objects of this kind can make helm-controller "+
-		"create any object its ClusterRole allows, e.g. a ClusterRoleBinding to cluster-admin through a chart value such as extraDeploy; "+
-		"set spec.release.serviceAccountName to a service account with only the rights the chart needs (docs/security.md)", definition)
-}
 
 // Server serves and stops kinds; the engine implements it.
 type Server interface {
@@ -145,6 +117,16 @@ type Reconciler struct {
 	// RequireServiceAccount refuses definitions without
 	// spec.release.serviceAccountName (ReasonServiceAccountRequired).
 	RequireServiceAccount bool
+	// Policy is the operator's multi-tenant release policy: a default
+	// service account satisfies RequireServiceAccount and isolates releases.
+	Policy tenancy.Policy
+	// HelmReleaseWriters, when set, returns the namespace roles that let
+	// tenants write HelmReleases directly (tenancy.RoleWatch), and whether
+	// that is known yet.
+	HelmReleaseWriters func() ([]string, bool)
+	// Resync, when set, makes every definition be reconciled again on each
+	// event: the operator sends one when HelmReleaseWriters changes.
+	Resync <-chan event.GenericEvent
 
 	fetcherOnce sync.Once
 	// generated caches the last CRD generated per definition, by input.
@@ -157,7 +139,11 @@ type Reconciler struct {
 // SetupWithManager registers the controller with mgr. It watches definitions,
 // and CRDs so that Established and CRD deletions are noticed.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Resync != nil {
+		b = b.WatchesRawSource(crsource.Channel(r.Resync, handler.EnqueueRequestsFromMapFunc(r.allDefinitions)))
+	}
+	return b.
 		Named("applicationdefinition").
 		For(&v1alpha1.ApplicationDefinition{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
 		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.definitionsForCRD)).
@@ -281,7 +267,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	ready.ObservedGeneration = def.Generation
 	meta.SetStatusCondition(&def.Status.Conditions, ready)
-	iso := isolation(def)
+	iso := r.isolation(def)
 	iso.ObservedGeneration = def.Generation
 	meta.SetStatusCondition(&def.Status.Conditions, iso)
 
@@ -300,7 +286,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // runSteps runs every step in order and returns the Ready message, or the first failure.
 func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefinition) (string, *stepError) {
-	if r.RequireServiceAccount && def.Spec.Release.ServiceAccountName == "" {
+	if sa, _ := r.Policy.ServiceAccount(&def.Spec.Release); r.RequireServiceAccount && sa == "" {
 		// Not served: the CRD is not created nor updated, and after a restart
 		// the kind is not served (existing HelmReleases stay as they are).
 		return "", fail(ReasonServiceAccountRequired, "the operator runs with --require-service-account and this definition sets no spec.release.serviceAccountName: "+
@@ -649,7 +635,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig, def *v1alpha1.Applic
 	}
 	oldIso := meta.FindStatusCondition(orig.Status.Conditions, ConditionReleasesIsolated)
 	curIso := meta.FindStatusCondition(def.Status.Conditions, ConditionReleasesIsolated)
-	if curIso != nil && curIso.Status == metav1.ConditionFalse && (oldIso == nil || oldIso.Status != metav1.ConditionFalse) {
+	if curIso != nil && curIso.Status == metav1.ConditionFalse && (oldIso == nil || oldIso.Status != metav1.ConditionFalse || oldIso.Reason != curIso.Reason) {
 		r.event(def, "Warning", curIso.Reason, "Reconcile", "%s", curIso.Message)
 	}
 	return nil
