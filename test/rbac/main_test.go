@@ -130,20 +130,24 @@ func readManifests(path string) ([]*unstructured.Unstructured, error) {
 // creating definitions, so that their cleanup (which needs the operator to
 // remove finalizers) runs first. When the test ends it fails the test if the
 // operator or client-go logged a refused request.
-func startOperator(t *testing.T) {
+func startOperator(t *testing.T, with ...func(*operator.Options)) {
 	t.Helper()
 	logs := &testenv.LogBuffer{}
 	log := logs.Logger("", 1)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
-	op, err := operator.New(cfg, operator.Options{
+	opts := operator.Options{
 		ChartsDir:               filepath.Join(env.RootDir, "examples", "charts"),
 		MetricsBindAddress:      "0",
 		LeaderElection:          true,
 		LeaderElectionNamespace: operatorNamespace,
 		LeaderElectionID:        "chartkind-rbac-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
 		Logger:                  log,
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	op, err := operator.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("operator.New: %v", err)
 	}
