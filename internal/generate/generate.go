@@ -13,6 +13,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/chart"
@@ -99,7 +100,13 @@ func CRD(in Input) (*Result, error) {
 	}
 	if len(paths) > 0 {
 		spec = spec.DeepCopy()
-		if err := lock.Schema(spec, def.Name, paths); err != nil {
+		defaults := map[string]any{}
+		if len(valuesYAML) > 0 {
+			// Only type hints for untyped locked properties: a values.yaml
+			// that does not decode was already reported by the conversion.
+			_ = yaml.Unmarshal(valuesYAML, &defaults)
+		}
+		if err := lock.Schema(spec, def.Name, paths, defaults); err != nil {
 			return nil, &SchemaError{Source: fmt.Sprintf("ApplicationDefinition %s", def.Name), Err: err}
 		}
 		// A change of the locks is a schema change: spec.acceptSchemaChange

@@ -102,16 +102,23 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // make the API server silently prune what a user sets instead of refusing it.
 // A path through a list, through an entry of a map, or to something the
 // schema neither declares nor keeps, is an error naming the path.
-func Schema(spec *apiextensionsv1.JSONSchemaProps, definition string, paths []string) error {
+//
+// defaults are the chart's values.yaml: a locked property the schema declares
+// without a type (or does not declare) takes the type of its default there
+// (bitnami's extraDeploy: [] is a list), so that a user's value of that type
+// reaches the lock's rule and is refused with the lock's message rather than
+// a type error.
+func Schema(spec *apiextensionsv1.JSONSchemaProps, definition string, paths []string, defaults map[string]any) error {
 	for _, p := range paths {
-		if err := lockAt(spec, definition, p, strings.Split(p, "."), "spec"); err != nil {
+		hint, _ := Get(defaults, p)
+		if err := lockAt(spec, definition, p, strings.Split(p, "."), "spec", hint); err != nil {
 			return fmt.Errorf("spec.values: cannot lock spec.%s: %w", p, err)
 		}
 	}
 	return nil
 }
 
-func lockAt(node *apiextensionsv1.JSONSchemaProps, definition, path string, segs []string, at string) error {
+func lockAt(node *apiextensionsv1.JSONSchemaProps, definition, path string, segs []string, at string, hint any) error {
 	if node.Type == "array" || node.Items != nil {
 		return fmt.Errorf("%s is a list: a path cannot go through a list (lock %s itself)", at, strings.TrimPrefix(at, "spec."))
 	}
@@ -120,7 +127,7 @@ func lockAt(node *apiextensionsv1.JSONSchemaProps, definition, path string, segs
 		child, ok := node.Properties[name]
 		switch {
 		case ok:
-			if err := lockAt(&child, definition, path, segs[1:], at+"."+name); err != nil {
+			if err := lockAt(&child, definition, path, segs[1:], at+"."+name, hint); err != nil {
 				return err
 			}
 			node.Properties[name] = child
@@ -148,7 +155,7 @@ func lockAt(node *apiextensionsv1.JSONSchemaProps, definition, path string, segs
 		if node.Properties == nil {
 			node.Properties = map[string]apiextensionsv1.JSONSchemaProps{}
 		}
-		node.Properties[name] = lockedSchema(node.Properties[name], definition)
+		node.Properties[name] = lockedSchema(node.Properties[name], definition, hint)
 		node.Required = slices.DeleteFunc(node.Required, func(r string) bool { return r == name })
 	case node.AdditionalProperties != nil:
 		rule.Rule = "!(" + quote(name) + " in self)"
@@ -171,23 +178,58 @@ func lockAt(node *apiextensionsv1.JSONSchemaProps, definition, path string, segs
 // server hides from CEL every value whose schema has no type). It keeps the
 // original type, so a value of another type is refused with a type error
 // (which stops the CEL rules: the user then sees the type error, not the
-// lock); a property of no type becomes an object keeping unknown fields.
-func lockedSchema(orig apiextensionsv1.JSONSchemaProps, definition string) apiextensionsv1.JSONSchemaProps {
+// lock); a property of no type takes the type of hint, its default in the
+// chart's values.yaml, and without one becomes an object keeping unknown
+// fields.
+func lockedSchema(orig apiextensionsv1.JSONSchemaProps, definition string, hint any) apiextensionsv1.JSONSchemaProps {
 	s := apiextensionsv1.JSONSchemaProps{Description: LockedDescription(definition)}
+	typ := orig.Type
+	if typ == "" && !orig.XIntOrString {
+		typ = typeOf(hint)
+	}
 	switch {
 	case orig.XIntOrString:
 		s.XIntOrString = true
-	case orig.Type == "array":
+	case typ == "array":
 		s.Type = "array"
-		s.Items = &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptr.To(true)}}
-	case orig.Type == "" || orig.Type == "object":
+		item := "object"
+		if orig.Items != nil && orig.Items.Schema != nil && orig.Items.Schema.Type != "" && orig.Items.Schema.Type != "array" {
+			item = orig.Items.Schema.Type
+		} else if l, ok := hint.([]any); ok && len(l) > 0 {
+			if t := typeOf(l[0]); t != "" && t != "array" {
+				item = t
+			}
+		}
+		s.Items = &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &apiextensionsv1.JSONSchemaProps{Type: item}}
+		if item == "object" {
+			s.Items.Schema.XPreserveUnknownFields = ptr.To(true)
+		}
+	case typ == "" || typ == "object":
 		s.Type = "object"
 		s.XPreserveUnknownFields = ptr.To(true)
 	default:
-		s.Type = orig.Type
+		s.Type = typ
 	}
 	s.Nullable = orig.Nullable
 	return s
+}
+
+// typeOf is the OpenAPI type of a value decoded from YAML or JSON, "" for
+// null or nothing.
+func typeOf(v any) string {
+	switch v.(type) {
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case int, int32, int64, float32, float64:
+		return "number"
+	}
+	return ""
 }
 
 func fieldPath(name string) string {

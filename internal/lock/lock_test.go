@@ -119,11 +119,36 @@ func TestLockErrors(t *testing.T) {
 
 func TestOpenSpec(t *testing.T) {
 	spec := &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptrTrue()}
-	if err := lock.Schema(spec, "d", []string{"extraDeploy"}); err != nil {
+	if err := lock.Schema(spec, "d", []string{"extraDeploy"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if spec.XValidations[0].Rule != "!has(self.extraDeploy)" {
 		t.Fatalf("rules: %v", spec.XValidations)
+	}
+	if p := spec.Properties["extraDeploy"]; p.Type != "object" {
+		t.Fatalf("without a default the locked property is an object: %+v", p)
+	}
+}
+
+// An undeclared locked property takes the type of its default in
+// values.yaml (bitnami nginx declares no extraDeploy in its schema, and
+// defaults it to []), so a list reaches the lock's rule instead of failing
+// a type check first; list items take the type of the default's items.
+func TestLockedTypeFromDefaults(t *testing.T) {
+	spec := &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptrTrue()}
+	defaults := map[string]any{"extraDeploy": []any{}, "args": []any{"a"}, "name": "x", "n": 1.0, "on": true, "m": map[string]any{}}
+	if err := lock.Schema(spec, "d", []string{"extraDeploy", "args", "name", "n", "on", "m", "none"}, defaults); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"extraDeploy": "array/object", "args": "array/string", "name": "string", "n": "number", "on": "boolean", "m": "object", "none": "object"} {
+		p := spec.Properties[name]
+		got := p.Type
+		if p.Items != nil {
+			got += "/" + p.Items.Schema.Type
+		}
+		if got != want {
+			t.Errorf("%s: type %s, want %s", name, got, want)
+		}
 	}
 }
 
