@@ -196,7 +196,8 @@ func (r *Reconciler) cleanupHelmCharts(ctx context.Context, def *v1alpha1.Applic
 }
 
 // checkChartSource reports a missing HelmRepository, GitRepository or Bucket
-// by name, which reads better than the HelmChart's own failure.
+// by name, and one that is not Ready with its own reason (e.g. its URL cannot
+// be reached), which reads better than the HelmChart's own failure.
 func (r *Reconciler) checkChartSource(ctx context.Context, def *v1alpha1.ApplicationDefinition) *stepError {
 	ref := def.Spec.Release.Chart.SourceRef
 	var obj client.Object
@@ -211,16 +212,24 @@ func (r *Reconciler) checkChartSource(ctx context.Context, def *v1alpha1.Applica
 		return fail(source.ReasonSourceNotFound, "spec.release.chart.sourceRef.kind %q is not HelmRepository, GitRepository or Bucket", ref.Kind)
 	}
 	key := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	kind := ref.Kind
+	if kind == "" {
+		kind = sourcev1.HelmRepositoryKind
+	}
 	if err := r.APIReader.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			kind := ref.Kind
-			if kind == "" {
-				kind = sourcev1.HelmRepositoryKind
-			}
 			return &stepError{reason: source.ReasonSourceNotFound, message: fmt.Sprintf("%s %s named by spec.release.chart.sourceRef does not exist", kind, key), requeue: sourceRetry}
 		}
 		// Can't tell (e.g. no permission): let the HelmChart's status speak.
 		return nil
+	}
+	// An unreachable repository shows on the HelmChart only as "no artifact
+	// available for HelmRepository source": say what the source itself says.
+	if g, ok := obj.(interface{ GetConditions() []metav1.Condition }); ok {
+		if c := apimeta.FindStatusCondition(g.GetConditions(), "Ready"); c != nil && c.Status == metav1.ConditionFalse {
+			return &stepError{reason: source.ReasonArtifactNotReady, message: fmt.Sprintf("%s %s named by spec.release.chart.sourceRef is not ready: %s: %s",
+				kind, key, c.Reason, c.Message), requeue: sourceRetry}
+		}
 	}
 	return nil
 }
