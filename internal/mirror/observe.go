@@ -23,6 +23,9 @@ const (
 	ReasonUnhealthy    = "Unhealthy"
 	ReasonNotInstalled = "NotInstalled"
 	ReasonCheckFailed  = "CheckFailed"
+	// ReasonRemoteCluster: the release is installed into another cluster,
+	// whose objects chartkind does not read.
+	ReasonRemoteCluster = "RemoteCluster"
 
 	EventUnhealthy = "Unhealthy"
 	EventHealthy   = "Healthy"
@@ -87,6 +90,14 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 		return 0
 	}
 	uid := t.gvk.Kind + "/" + t.key.String()
+	if hr.Spec.KubeConfig != nil {
+		// The release's objects are in another cluster: never read this
+		// one's objects of the same names in their stead.
+		st.Access, st.Endpoint = nil, ""
+		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: metav1.ConditionUnknown, Reason: ReasonRemoteCluster,
+			Message: "HelmRelease " + hr.Name + " installs into another cluster (spec.kubeConfig): chartkind does not read its objects; helm-controller's Ready says whether they became ready"})
+		return 0
+	}
 	if hr.Status.Inventory == nil && (len(hr.Status.Conditions) == 0 || settled(hr)) {
 		// helm-controller has not started on the release, or is done with it
 		// and recorded no inventory: nothing to read. Its next status change
