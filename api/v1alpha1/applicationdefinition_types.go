@@ -275,8 +275,8 @@ type ReleaseSpec struct {
 	// dependencies of their own with the apps.chartkind.io/depends-on
 	// annotation; both are mirrored into the HelmRelease's dependsOn.
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:XValidation:rule="self.all(d, d.name.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(d.name) <= 253)",message="spec.release.dependsOn[].name must be a HelmRelease name (lowercase DNS subdomain)"
-	// +kubebuilder:validation:XValidation:rule="self.all(d, !has(d.namespace) || (d.namespace.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(d.namespace) <= 63))",message="spec.release.dependsOn[].namespace must be a namespace name"
+	// +kubebuilder:validation:XValidation:rule="self.all(d, size(d.name) > 0 && size(d.name) <= 253)",message="spec.release.dependsOn[].name must be a HelmRelease name of 1 to 253 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(d, !has(d.namespace) || size(d.namespace) <= 63)",message="spec.release.dependsOn[].namespace must be a namespace name of at most 63 characters"
 	// +optional
 	DependsOn []helmv2.DependencyReference `json:"dependsOn,omitempty"`
 
@@ -290,7 +290,6 @@ type ReleaseSpec struct {
 	// DriftDetection makes helm-controller compare each release's objects
 	// with what Helm applied: mode enabled corrects drift by upgrading, warn
 	// only reports it.
-	// +kubebuilder:validation:XValidation:rule="!has(self.ignore) || self.ignore.all(r, r.paths.all(p, p.startsWith('/')))",message="spec.release.driftDetection.ignore[].paths must be JSON Pointers (RFC 6901), starting with /"
 	// +optional
 	DriftDetection *helmv2.DriftDetection `json:"driftDetection,omitempty"`
 

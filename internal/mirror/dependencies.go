@@ -47,7 +47,7 @@ const (
 	// dependencyRecheck is how often an object whose dependencies are not all
 	// Ready looks at them again (reads only; nothing is written while nothing
 	// changed).
-	dependencyRecheck = 30 * time.Second
+	dependencyRecheck = 15 * time.Second
 	// maxDependencyWalk bounds the objects read to look for a cycle.
 	maxDependencyWalk = 64
 )
