@@ -78,8 +78,10 @@ const (
 )
 
 // mirroredConditions are the HelmRelease conditions copied to the object
-// besides Ready.
-var mirroredConditions = []string{"Released", "Reconciling", "Stalled"}
+// besides Ready: Drifted (spec.release.driftDetection: drift seen, and with
+// mode enabled corrected), TestSuccess (spec.release.test) and Remediated (a
+// failed release rolled back or uninstalled) come from the release settings.
+var mirroredConditions = []string{"Released", "Reconciling", "Stalled", "Drifted", "TestSuccess", "Remediated"}
 
 // Mirror synchronises application objects with their HelmReleases.
 type Mirror struct {

@@ -410,7 +410,9 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		c := copyCondition(ready)
 		if stuck(hr) && c.Status != metav1.ConditionTrue {
 			why := "; the release will not be retried by itself"
-			if stuckButHealthy(st) {
+			// Healthy is kstatus's verdict; with CEL health checks,
+			// helm-controller's may differ, so it is not claimed then.
+			if stuckButHealthy(st) && len(hr.Spec.HealthCheckExprs) == 0 {
 				why = "; its objects are healthy now, but the release will not be retried by itself"
 			}
 			c.Message = strings.TrimSuffix(c.Message, ".") + why + ": " + retryHint(t.names.Singular, obj.GetNamespace(), obj.GetName())
