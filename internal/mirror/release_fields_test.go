@@ -1,13 +1,16 @@
 package mirror
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/apis/kustomize"
 	fluxmeta "github.com/fluxcd/pkg/apis/meta"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -213,5 +216,50 @@ func TestDependencyStatus(t *testing.T) {
 	dependencyStatus(&dependencies{}, st)
 	if findCondition(st.Conditions, ConditionDependenciesReady) != nil {
 		t.Errorf("DependenciesReady kept without dependencies")
+	}
+}
+
+// A remote cluster's kubeconfig is used only with what it holds itself:
+// nothing that would make chartkind use credentials of its own machine.
+func TestRemoteKubeconfigSelfContained(t *testing.T) {
+	const base = `apiVersion: v1
+kind: Config
+current-context: tenant
+clusters:
+- name: tenant
+  cluster:
+    server: https://tenant.example.com
+    %s
+contexts:
+- name: tenant
+  context: {cluster: tenant, user: tenant}
+users:
+- name: tenant
+  user:
+    %s
+`
+	cases := map[string]struct{ cluster, user, want string }{
+		"inline":        {"certificate-authority-data: Zm9v", "token: abc", ""},
+		"token file":    {"", "tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token", "names credential files"},
+		"client files":  {"", "client-certificate: /etc/cert.pem", "names credential files"},
+		"exec":          {"", "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}", "runs an exec plugin"},
+		"auth provider": {"", "auth-provider: {name: gcp}", "uses an auth provider"},
+		"CA file":       {"certificate-authority: /etc/ca.pem", "token: abc", "names a CA file"},
+	}
+	for name, c := range cases {
+		_, err := remoteClientFor([]byte(fmt.Sprintf(base, c.cluster, c.user)))
+		switch {
+		case c.want == "" && err != nil && strings.Contains(err.Error(), "refused"):
+			t.Errorf("%s: refused: %v", name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error with %q", name, err, c.want)
+		}
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "db", Name: "kc"}, Data: map[string][]byte{"value.yaml": []byte("x")}}
+	if b, err := kubeconfigData(sec, ""); err != nil || string(b) != "x" {
+		t.Errorf("default key value.yaml: %q %v", b, err)
+	}
+	if _, err := kubeconfigData(sec, "other"); err == nil || !strings.Contains(err.Error(), `has no key "other"`) {
+		t.Errorf("missing key: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,88 @@ func requestReconcile(t *testing.T, e *realEnv, obj *unstructured.Unstructured) 
 		}
 		return nil
 	})
+}
+
+// TestReleaseIntoRemoteCluster runs the operator and Flux against one API
+// server and installs the definition's releases into a second one, through
+// a kubeconfig Secret (spec.release.kubeConfig): the object becomes Ready
+// and Healthy from what is read in the second cluster with that kubeconfig
+// (nothing of the release exists in the first); deleting the object
+// uninstalls the release from the second cluster.
+func TestReleaseIntoRemoteCluster(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-remote"
+	done := timed(t, "a second control plane, the tenant cluster")
+	tenant := testenv.Start(t, testenv.Options{})
+	must(t, tenant.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	done()
+	e := startFieldsEnv(t, ns)
+	c := e.Client
+	kubeconfig, err := os.ReadFile(tenant.KubeconfigPath)
+	must(t, err)
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tenant-kubeconfig", Namespace: ns},
+		Data: map[string][]byte{"value": kubeconfig}}))
+
+	done = timed(t, "ApplicationDefinition remote serves kind RemotePostgres installing into the tenant cluster")
+	def := &v1alpha1.ApplicationDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "remote"},
+		Spec: v1alpha1.ApplicationDefinitionSpec{
+			Application: v1alpha1.ApplicationNames{Kind: "RemotePostgres"},
+			Release: v1alpha1.ReleaseSpec{
+				Prefix:   "pg-",
+				Interval: metav1.Duration{Duration: time.Hour},
+				Chart: &v1alpha1.ChartTemplate{Name: "postgres", Version: "*",
+					SourceRef: helmv2.CrossNamespaceObjectReference{Kind: sourcev1.HelmRepositoryKind, Name: e.repo.Name, Namespace: ns}},
+				KubeConfig: &fluxmeta.KubeConfigReference{SecretRef: &fluxmeta.SecretKeyReference{Name: "tenant-kubeconfig"}},
+			},
+		},
+	}
+	must(t, c.Create(ctx, def))
+	e.WaitForReady(t, def, stepTimeout)
+	done()
+
+	done = timed(t, "RemotePostgres db becomes Ready; its objects are in the tenant cluster only, and read there")
+	obj := e.create(t, "RemotePostgres", "db", map[string]any{"replicas": int64(1)})
+	e.WaitForReady(t, obj, stepTimeout)
+	svc := &corev1.Service{}
+	testenv.WaitFor(t, stepTimeout, "Service pg-db in the tenant cluster", func(ctx context.Context) error {
+		return tenant.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "pg-db"}, svc)
+	})
+	for name, o := range map[string]client.Object{"pg-db": &corev1.Service{}, "pg-db-config": &corev1.ConfigMap{}} {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, o); !apierrors.IsNotFound(err) {
+			t.Errorf("%T %s of the release is in the operator's cluster too (%v)", o, name, err)
+		}
+	}
+	if n := len(helmRecords(t, tenant.Client, ns, "pg-db")); n != 1 {
+		t.Errorf("%d Helm records in the tenant cluster, want 1", n)
+	}
+	// status.access shows the Service as the tenant cluster has it: its
+	// cluster IP was given by the tenant's API server, and nothing of that
+	// name exists in the operator's cluster.
+	testenv.WaitFor(t, stepTimeout, "status.access to show the tenant's Service", func(ctx context.Context) error {
+		u := e.get(t, obj)
+		svcs, _, _ := unstructured.NestedSlice(u.Object, "status", "access", "services")
+		if len(svcs) != 1 {
+			return fmt.Errorf("status.access.services = %v (Healthy %v)", svcs, conditionOf(u, mirror.ConditionHealthy))
+		}
+		got := svcs[0].(map[string]any)
+		if got["name"] != "pg-db" || got["clusterIP"] != svc.Spec.ClusterIP {
+			return fmt.Errorf("status.access.services[0] = %v, want pg-db with cluster IP %s", got, svc.Spec.ClusterIP)
+		}
+		return nil
+	})
+	healthy := e.waitCondition(t, obj, mirror.ConditionHealthy, "True")
+	t.Logf("Healthy of the remote release: %v", conditionOf(healthy, mirror.ConditionHealthy)["message"])
+	done()
+
+	done = timed(t, "deleting the object uninstalls the release from the tenant cluster")
+	must(t, c.Delete(ctx, obj))
+	e.WaitForDeleted(t, &helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pg-db"}}, stepTimeout)
+	testenv.WaitFor(t, stepTimeout, "the Service to be uninstalled from the tenant cluster", func(ctx context.Context) error {
+		if err := tenant.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "pg-db"}, &corev1.Service{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	done()
 }
