@@ -143,13 +143,16 @@ func (m *Mirror) resolveDependencies(ctx context.Context, t *target, obj *unstru
 	// Readiness, as helm-controller judges it: each HelmRelease Ready for its
 	// current generation.
 	var waiting []string
-	check := func(ns, name, what string) (bool, error) {
+	check := func(ns, name, what, readyExpr string) (bool, error) {
 		hr := &helmv2.HelmRelease{}
 		if err := m.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, hr); err != nil {
 			if apierrors.IsNotFound(err) {
 				return false, nil
 			}
 			return false, errorf("reading dependency HelmRelease %s/%s: %w", ns, name, err)
+		}
+		if readyExpr != "" {
+			return true, nil // helm-controller judges it by its CEL expression, not by Ready
 		}
 		if c := findCondition(hr.Status.Conditions, ConditionReady); c == nil || c.Status != metav1.ConditionTrue || hr.Status.ObservedGeneration != hr.Generation {
 			waiting = append(waiting, what)
@@ -158,7 +161,7 @@ func (m *Mirror) resolveDependencies(ctx context.Context, t *target, obj *unstru
 	}
 	for _, d := range admin {
 		ns := nsOr(d.Namespace, t.key.Namespace)
-		found, err := check(ns, d.Name, "HelmRelease "+ns+"/"+d.Name)
+		found, err := check(ns, d.Name, "HelmRelease "+ns+"/"+d.Name, d.ReadyExpr)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +172,7 @@ func (m *Mirror) resolveDependencies(ctx context.Context, t *target, obj *unstru
 	for _, d := range direct {
 		name := definition.Effective(d.def).ReleaseName(d.name)
 		what := d.label() + " (HelmRelease " + name + ")"
-		found, err := check(t.key.Namespace, name, what)
+		found, err := check(t.key.Namespace, name, what, "")
 		if err != nil {
 			return nil, err
 		}
@@ -271,7 +274,9 @@ func (m *Mirror) findCycle(ctx context.Context, ns string, self depNode, direct 
 
 // dependencyStatus puts the DependenciesReady condition on st, and makes
 // Ready say why the release cannot proceed when helm-controller cannot know.
-func dependencyStatus(deps *dependencies, st *objectStatus) {
+// old is the status before this sync: Ready keeps its transition time when
+// it was False already (the HelmRelease's Ready, set on st first, may be True).
+func dependencyStatus(deps *dependencies, st, old *objectStatus) {
 	if deps == nil || deps.condition == nil {
 		st.removeCondition(ConditionDependenciesReady)
 		return
@@ -279,7 +284,11 @@ func dependencyStatus(deps *dependencies, st *objectStatus) {
 	st.setCondition(*deps.condition)
 	switch deps.condition.Reason {
 	case ReasonDependencyNotFound, ReasonDependencyCycle, ReasonInvalidDependency:
-		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: deps.condition.Reason, Message: deps.condition.Message})
+		c := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: deps.condition.Reason, Message: deps.condition.Message}
+		if oc := findCondition(old.Conditions, ConditionReady); oc != nil && oc.Status == metav1.ConditionFalse {
+			c.LastTransitionTime = oc.LastTransitionTime
+		}
+		st.setCondition(c)
 	}
 }
 

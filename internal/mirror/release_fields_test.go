@@ -201,19 +201,19 @@ func TestDependencyStatus(t *testing.T) {
 	st := &objectStatus{}
 	st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "DependencyNotReady", Message: "dependency 'db/redis-cache' is not ready"})
 	dependencyStatus(&dependencies{condition: &metav1.Condition{Type: ConditionDependenciesReady, Status: metav1.ConditionFalse,
-		Reason: ReasonDependencyNotReady, Message: "waiting for Redis cache (HelmRelease redis-cache) to be Ready"}}, st)
+		Reason: ReasonDependencyNotReady, Message: "waiting for Redis cache (HelmRelease redis-cache) to be Ready"}}, st, st.deepCopy())
 	if c := findCondition(st.Conditions, ConditionReady); c.Reason != "DependencyNotReady" {
 		t.Errorf("waiting: Ready = %+v", c)
 	}
 	dependencyStatus(&dependencies{condition: &metav1.Condition{Type: ConditionDependenciesReady, Status: metav1.ConditionFalse,
-		Reason: ReasonDependencyCycle, Message: "dependencies form a cycle: Redis a → Redis b → Redis a"}}, st)
+		Reason: ReasonDependencyCycle, Message: "dependencies form a cycle: Redis a → Redis b → Redis a"}}, st, st.deepCopy())
 	if c := findCondition(st.Conditions, ConditionReady); c.Reason != ReasonDependencyCycle || c.Status != metav1.ConditionFalse {
 		t.Errorf("cycle: Ready = %+v", c)
 	}
 	if d := dependencyRecheckAfter(&dependencies{condition: &metav1.Condition{Status: metav1.ConditionFalse}}, 0); d != dependencyRecheck {
 		t.Errorf("recheck while waiting = %s", d)
 	}
-	dependencyStatus(&dependencies{}, st)
+	dependencyStatus(&dependencies{}, st, st.deepCopy())
 	if findCondition(st.Conditions, ConditionDependenciesReady) != nil {
 		t.Errorf("DependenciesReady kept without dependencies")
 	}
@@ -261,5 +261,26 @@ users:
 	}
 	if _, err := kubeconfigData(sec, "other"); err == nil || !strings.Contains(err.Error(), `has no key "other"`) {
 		t.Errorf("missing key: %v", err)
+	}
+}
+
+// A dependency problem shown over a Ready HelmRelease writes nothing new on
+// the next sync: Ready keeps its transition time.
+func TestDependencyStatusStable(t *testing.T) {
+	cycle := &dependencies{condition: &metav1.Condition{Type: ConditionDependenciesReady, Status: metav1.ConditionFalse,
+		Reason: ReasonDependencyCycle, Message: "dependencies form a cycle: Redis a → Redis b → Redis a"}}
+	sync := func(prev *objectStatus) *objectStatus {
+		st := prev.deepCopy()
+		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: "InstallSucceeded",
+			LastTransitionTime: metav1.NewTime(time.Now().Add(-time.Hour))})
+		dependencyStatus(cycle, st, prev)
+		return st
+	}
+	first := sync(&objectStatus{})
+	time.Sleep(1100 * time.Millisecond) // transition times have a resolution of one second
+	if second := sync(first); !second.equal(first) {
+		a, _ := first.toUnstructured()
+		b, _ := second.toUnstructured()
+		t.Errorf("status changed on an unchanged sync:\n%v\n%v", a, b)
 	}
 }

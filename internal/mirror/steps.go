@@ -426,7 +426,7 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonProgressing,
 			Message: "waiting for HelmRelease " + hr.Name + " to process generation " + strconv.FormatInt(obj.GetGeneration(), 10)})
 	}
-	dependencyStatus(t.deps, st)
+	dependencyStatus(t.deps, st, old)
 	recheck = dependencyRecheckAfter(t.deps, recheck)
 	if st.equal(old) {
 		return recheck, nil

@@ -228,6 +228,9 @@ func TestUserDependencies(t *testing.T) {
 		hr.Status.Conditions = []metav1.Condition{readyCondition(metav1.ConditionFalse, "DependencyNotReady", "dependency is not ready")}
 	})
 	waitCond("app", "Ready", "False", mirror.ReasonDependencyCycle, "DepWidget app → DepWidget db → DepWidget app")
+	// Both look at their dependencies again every 15s, reading only.
+	waitCounts(t, def.Name, 2, 1)
+	assertNoWrites(t, def, ns, 17*time.Second, "while a dependency cycle is shown", nil)
 
 	// An entry naming no kind is refused in the condition.
 	annotate("db", "Nosuchkind/x")
