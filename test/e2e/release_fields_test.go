@@ -86,6 +86,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 
 	done := timed(t, "ApplicationDefinition tuned serves kind Tuned with every release setting")
 	hist := 2
+	yes, rollback := true, helmv2.RollbackRemediationStrategy
 	def := &v1alpha1.ApplicationDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: "tuned"},
 		Spec: v1alpha1.ApplicationDefinitionSpec{
@@ -109,6 +110,9 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 				}}}}},
 				Test:      &helmv2.Test{Enable: true},
 				Uninstall: &helmv2.Uninstall{KeepHistory: true},
+				Upgrade: &helmv2.Upgrade{Remediation: &helmv2.UpgradeRemediation{Retries: 1,
+					RemediateLastFailure: &yes, Strategy: &rollback}},
+				Rollback: &helmv2.Rollback{CleanupOnFail: true},
 			},
 		},
 	}
@@ -166,6 +170,25 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	}
 	if n := len(helmRecords(t, c, "helm-records", "tuned-cache")); n != 2 {
 		t.Errorf("%d Helm records after 4 revisions with maxHistory 2, want 2", n)
+	}
+	done()
+
+	done = timed(t, "rollback: an upgrade failing its health check is rolled back, and the object says so")
+	e.patchSpec(t, cache, map[string]any{"replicas": int64(9)})
+	remediated := e.waitCondition(t, cache, "Remediated", "True")
+	t.Logf("Remediated on the object: %v", conditionOf(remediated, "Remediated"))
+	testenv.WaitFor(t, stepTimeout, "the ConfigMap to be rolled back", func(ctx context.Context) error {
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "tuned-cache-config"}, cm); err != nil {
+			return err
+		}
+		if cm.Data["replicas"] != "1" || !strings.Contains(cm.Data["redis.conf"], "maxmemory 67mb") {
+			return fmt.Errorf("data %v", cm.Data)
+		}
+		return nil
+	})
+	if ready := conditionOf(e.get(t, cache), "Ready"); ready["status"] == "True" {
+		t.Errorf("Ready=True after a failed, rolled back upgrade: %v", ready)
 	}
 	done()
 
