@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/kustomize"
+	"github.com/fluxcd/pkg/apis/meta"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -251,6 +253,72 @@ type ReleaseSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
+
+	// StorageNamespace is where Helm keeps each release's records (its
+	// Secrets); defaults to the object's namespace. Changing it on existing
+	// releases makes helm-controller look for them in the new namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	StorageNamespace string `json:"storageNamespace,omitempty"`
+
+	// MaxHistory is how many Helm revisions each release keeps; 0 keeps
+	// them all, helm-controller's default is 5.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxHistory *int `json:"maxHistory,omitempty"`
+
+	// DependsOn are HelmReleases (e.g. an operator's release) that must be
+	// Ready before any release of the kind is installed or upgraded. A
+	// reference without a namespace means the object's namespace. Users add
+	// dependencies of their own with the apps.chartkind.io/depends-on
+	// annotation; both are mirrored into the HelmRelease's dependsOn.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(d, size(d.name) > 0 && size(d.name) <= 253)",message="spec.release.dependsOn[].name must be a HelmRelease name of 1 to 253 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(d, !has(d.namespace) || size(d.namespace) <= 63)",message="spec.release.dependsOn[].namespace must be a namespace name of at most 63 characters"
+	// +optional
+	DependsOn []helmv2.DependencyReference `json:"dependsOn,omitempty"`
+
+	// KubeConfig installs every release of the kind into another cluster:
+	// the Secret (in the object's namespace) holds the kubeconfig
+	// helm-controller uses. chartkind reads what a remote release installed
+	// with the same kubeconfig, never with its own credentials.
+	// +optional
+	KubeConfig *meta.KubeConfigReference `json:"kubeConfig,omitempty"`
+
+	// DriftDetection makes helm-controller compare each release's objects
+	// with what Helm applied: mode enabled corrects drift by upgrading, warn
+	// only reports it.
+	// +optional
+	DriftDetection *helmv2.DriftDetection `json:"driftDetection,omitempty"`
+
+	// HealthCheckExprs are CEL expressions helm-controller evaluates, while
+	// it waits for a release, to tell whether objects of a kind are healthy
+	// (current), progressing or failed.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(h, size(h.current) > 0)",message="spec.release.healthCheckExprs[].current must not be empty"
+	// +optional
+	HealthCheckExprs []kustomize.CustomHealthCheck `json:"healthCheckExprs,omitempty"`
+
+	// PostRenderers are Kustomize patches and image overrides applied to
+	// every release's manifests after Helm renders them: what the
+	// administrator forces on every release.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	PostRenderers []helmv2.PostRenderer `json:"postRenderers,omitempty"`
+
+	// Test holds the Helm test settings of each release.
+	// +optional
+	Test *helmv2.Test `json:"test,omitempty"`
+
+	// Rollback holds the Helm rollback settings of each release.
+	// +optional
+	Rollback *helmv2.Rollback `json:"rollback,omitempty"`
+
+	// Uninstall holds the Helm uninstall settings of each release.
+	// +optional
+	Uninstall *helmv2.Uninstall `json:"uninstall,omitempty"`
 }
 
 // ChartTemplate names a chart in a Flux source.

@@ -6,6 +6,8 @@ package v1alpha1
 
 import (
 	"github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/kustomize"
+	"github.com/fluxcd/pkg/apis/meta"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
@@ -297,6 +299,53 @@ func (in *ReleaseSpec) DeepCopyInto(out *ReleaseSpec) {
 		in, out := &in.ValuesFrom, &out.ValuesFrom
 		*out = make([]v2.ValuesReference, len(*in))
 		copy(*out, *in)
+	}
+	if in.MaxHistory != nil {
+		in, out := &in.MaxHistory, &out.MaxHistory
+		*out = new(int)
+		**out = **in
+	}
+	if in.DependsOn != nil {
+		in, out := &in.DependsOn, &out.DependsOn
+		*out = make([]v2.DependencyReference, len(*in))
+		copy(*out, *in)
+	}
+	if in.KubeConfig != nil {
+		in, out := &in.KubeConfig, &out.KubeConfig
+		*out = new(meta.KubeConfigReference)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.DriftDetection != nil {
+		in, out := &in.DriftDetection, &out.DriftDetection
+		*out = new(v2.DriftDetection)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.HealthCheckExprs != nil {
+		in, out := &in.HealthCheckExprs, &out.HealthCheckExprs
+		*out = make([]kustomize.CustomHealthCheck, len(*in))
+		copy(*out, *in)
+	}
+	if in.PostRenderers != nil {
+		in, out := &in.PostRenderers, &out.PostRenderers
+		*out = make([]v2.PostRenderer, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
+	if in.Test != nil {
+		in, out := &in.Test, &out.Test
+		*out = new(v2.Test)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.Rollback != nil {
+		in, out := &in.Rollback, &out.Rollback
+		*out = new(v2.Rollback)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.Uninstall != nil {
+		in, out := &in.Uninstall, &out.Uninstall
+		*out = new(v2.Uninstall)
+		(*in).DeepCopyInto(*out)
 	}
 }
 

@@ -156,6 +156,7 @@ func Validate(def *v1alpha1.ApplicationDefinition) error {
 	if p := def.Spec.Release.Prefix; p != "" && (!prefixPattern.MatchString(p) || len(p) > maxPrefixLength) {
 		problems = append(problems, fmt.Sprintf("spec.release.prefix: %q must be lowercase letters, digits and dashes, at most 32 characters", p))
 	}
+	problems = append(problems, ReleaseProblems(def)...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -79,8 +79,10 @@ const (
 )
 
 // mirroredConditions are the HelmRelease conditions copied to the object
-// besides Ready.
-var mirroredConditions = []string{"Released", "Reconciling", "Stalled"}
+// besides Ready: Drifted (spec.release.driftDetection: drift seen, and with
+// mode enabled corrected), TestSuccess (spec.release.test) and Remediated (a
+// failed release rolled back or uninstalled) come from the release settings.
+var mirroredConditions = []string{"Released", "Reconciling", "Stalled", "Drifted", "TestSuccess", "Remediated"}
 
 // Mirror synchronises application objects with their HelmReleases.
 type Mirror struct {
@@ -113,6 +115,9 @@ type target struct {
 	gvk   schema.GroupVersionKind
 	key   types.NamespacedName
 	log   logr.Logger
+	// deps are the object's dependencies (dependencies.go), read before its
+	// HelmRelease is written.
+	deps *dependencies
 }
 
 func (t *target) releaseKey() types.NamespacedName {
@@ -172,10 +177,15 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 
 // mirrorObject creates or syncs the HelmRelease of an existing object.
 func (m *Mirror) mirrorObject(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease) (time.Duration, error) {
+	deps, err := m.resolveDependencies(ctx, t, obj)
+	if err != nil {
+		return 0, err
+	}
+	t.deps = deps
 	if hr == nil || hr.DeletionTimestamp != nil {
 		return m.releaseMissing(ctx, t, obj, hr)
 	}
-	obj, hr, err := m.syncValues(ctx, t, obj, hr)
+	obj, hr, err = m.syncValues(ctx, t, obj, hr)
 	if err != nil {
 		return 0, err
 	}

@@ -23,6 +23,9 @@ const (
 	ReasonUnhealthy    = "Unhealthy"
 	ReasonNotInstalled = "NotInstalled"
 	ReasonCheckFailed  = "CheckFailed"
+	// ReasonRemoteCluster: the release is installed into another cluster,
+	// whose objects chartkind cannot read (the message says why).
+	ReasonRemoteCluster = "RemoteCluster"
 
 	EventUnhealthy = "Unhealthy"
 	EventHealthy   = "Healthy"
@@ -51,6 +54,8 @@ type observerState struct {
 	mu    sync.Mutex
 	notes map[string]int       // release revision whose notes the status holds
 	since map[string]time.Time // when the object was last seen healthy and settled, or first seen otherwise
+	// remotes are the clients of the clusters releases install into (spec.kubeConfig).
+	remotes remoteClients
 }
 
 // EnableInsight makes every status sync also read what the release installed.
@@ -65,7 +70,7 @@ func (m *Mirror) EnableInsight(o InsightOptions) {
 		o.MaxRecheck = 5 * time.Minute
 	}
 	m.insight = &o
-	m.observed = &observerState{notes: map[string]int{}, since: map[string]time.Time{}}
+	m.observed = &observerState{notes: map[string]int{}, since: map[string]time.Time{}, remotes: remoteClients{clients: map[string]remoteClient{}}}
 }
 
 // forget drops what is remembered of a deleted object (kind/namespace/name).
@@ -87,6 +92,20 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 		return 0
 	}
 	uid := t.gvk.Kind + "/" + t.key.String()
+	reader := o.Reader
+	if hr.Spec.KubeConfig != nil {
+		// The release's objects are in another cluster: read them there
+		// with its kubeconfig, never this cluster's objects of the same
+		// names.
+		remote, err := m.remoteReader(ctx, hr)
+		if err != nil {
+			st.Access, st.Endpoint = nil, ""
+			st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: metav1.ConditionUnknown, Reason: ReasonRemoteCluster,
+				Message: truncateMessage("not reading the objects of HelmRelease " + hr.Name + " in the cluster of its spec.kubeConfig: " + err.Error())})
+			return m.backoff(uid, false)
+		}
+		reader = remote
+	}
 	if hr.Status.Inventory == nil && (len(hr.Status.Conditions) == 0 || settled(hr)) {
 		// helm-controller has not started on the release, or is done with it
 		// and recorded no inventory: nothing to read. Its next status change
@@ -109,7 +128,7 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 	opts.Notes = wantNotes && !haveNotes
 
 	start := time.Now()
-	rep, err := insight.Observe(ctx, o.Reader, hr, opts)
+	rep, err := insight.Observe(ctx, reader, hr, opts)
 	metrics.ObserveInsight(t.gvk.Kind, time.Since(start), err)
 	if err != nil {
 		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: metav1.ConditionUnknown, Reason: ReasonCheckFailed,

@@ -38,7 +38,7 @@ var forwardedAnnotations = []string{
 // WatchedAnnotations are the object annotations whose change needs a
 // reconcile although they change no generation.
 func WatchedAnnotations() []string {
-	return append(append([]string(nil), forwardedAnnotations...), AnnotationSuspend)
+	return append(append([]string(nil), forwardedAnnotations...), AnnotationSuspend, AnnotationDependsOn)
 }
 
 // suspendRequested is the object's suspend request, "true" or "false".

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/kustomize"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -409,7 +410,9 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		c := copyCondition(ready)
 		if stuck(hr) && c.Status != metav1.ConditionTrue {
 			why := "; the release will not be retried by itself"
-			if stuckButHealthy(st) {
+			// Healthy is kstatus's verdict; with CEL health checks,
+			// helm-controller's may differ, so it is not claimed then.
+			if stuckButHealthy(st) && len(hr.Spec.HealthCheckExprs) == 0 {
 				why = "; its objects are healthy now, but the release will not be retried by itself"
 			}
 			c.Message = strings.TrimSuffix(c.Message, ".") + why + ": " + retryHint(t.names.Singular, obj.GetNamespace(), obj.GetName())
@@ -423,6 +426,8 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		st.setCondition(metav1.Condition{Type: ConditionReady, Status: metav1.ConditionUnknown, Reason: ReasonProgressing,
 			Message: "waiting for HelmRelease " + hr.Name + " to process generation " + strconv.FormatInt(obj.GetGeneration(), 10)})
 	}
+	dependencyStatus(t.deps, st, old)
+	recheck = dependencyRecheckAfter(t.deps, recheck)
 	if st.equal(old) {
 		return recheck, nil
 	}
@@ -467,7 +472,19 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 		ServiceAccountName: rel.ServiceAccountName,
 		TargetNamespace:    rel.TargetNamespace,
 		ReleaseName:        t.names.ReleaseName(obj.GetName()),
+		StorageNamespace:   rel.StorageNamespace,
+		MaxHistory:         copyInt(rel.MaxHistory),
+		KubeConfig:         rel.KubeConfig.DeepCopy(),
+		DriftDetection:     rel.DriftDetection.DeepCopy(),
+		HealthCheckExprs:   append([]kustomize.CustomHealthCheck(nil), rel.HealthCheckExprs...),
+		Test:               rel.Test.DeepCopy(),
+		Rollback:           rel.Rollback.DeepCopy(),
+		Uninstall:          rel.Uninstall.DeepCopy(),
 	}
+	for i := range rel.PostRenderers {
+		want.PostRenderers = append(want.PostRenderers, *rel.PostRenderers[i].DeepCopy())
+	}
+	want.DependsOn, want.OwnsDependsOn = dependsOn(rel.DependsOn, t.deps, hr)
 	if want.Interval.Duration == 0 {
 		want.Interval = metav1.Duration{Duration: 10 * time.Minute}
 	}
@@ -503,6 +520,11 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 	}
 	ann[AnnotationGeneration] = strconv.FormatInt(obj.GetGeneration(), 10)
 	applyOperations(obj, hr, ann)
+	if t.deps != nil && len(t.deps.user) > 0 {
+		ann[AnnotationDependsOnForwarded] = "true"
+	} else {
+		delete(ann, AnnotationDependsOnForwarded)
+	}
 	hr.SetAnnotations(ann)
 
 	ctrl := metav1.OwnerReference{

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/kustomize"
+	fluxmeta "github.com/fluxcd/pkg/apis/meta"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -133,6 +135,19 @@ type ownedFields struct {
 	ServiceAccountName string
 	TargetNamespace    string
 	ReleaseName        string
+	StorageNamespace   string
+	MaxHistory         *int
+	DependsOn          []helmv2.DependencyReference
+	KubeConfig         *fluxmeta.KubeConfigReference
+	DriftDetection     *helmv2.DriftDetection
+	HealthCheckExprs   []kustomize.CustomHealthCheck
+	PostRenderers      []helmv2.PostRenderer
+	Test               *helmv2.Test
+	Rollback           *helmv2.Rollback
+	Uninstall          *helmv2.Uninstall
+	// OwnsDependsOn: dependsOn is restored even when empty, because
+	// chartkind set it before (a user removed the last dependency).
+	OwnsDependsOn bool
 }
 
 func ownedOf(s *helmv2.HelmReleaseSpec) ownedFields {
@@ -140,6 +155,9 @@ func ownedOf(s *helmv2.HelmReleaseSpec) ownedFields {
 		Chart: s.Chart, ChartRef: s.ChartRef, Interval: s.Interval, Timeout: s.Timeout,
 		Install: s.Install, Upgrade: s.Upgrade, ValuesFrom: s.ValuesFrom,
 		ServiceAccountName: s.ServiceAccountName, TargetNamespace: s.TargetNamespace, ReleaseName: s.ReleaseName,
+		StorageNamespace: s.StorageNamespace, MaxHistory: s.MaxHistory, DependsOn: s.DependsOn, KubeConfig: s.KubeConfig,
+		DriftDetection: s.DriftDetection, HealthCheckExprs: s.HealthCheckExprs, PostRenderers: s.PostRenderers,
+		Test: s.Test, Rollback: s.Rollback, Uninstall: s.Uninstall,
 	}
 }
 
@@ -178,6 +196,38 @@ func (o ownedFields) restoreOn(s *helmv2.HelmReleaseSpec, creating bool) {
 	}
 	if o.TargetNamespace != "" && o.TargetNamespace != s.TargetNamespace {
 		s.TargetNamespace = o.TargetNamespace
+	}
+	if o.StorageNamespace != "" && o.StorageNamespace != s.StorageNamespace {
+		s.StorageNamespace = o.StorageNamespace
+	}
+	if o.MaxHistory != nil && (s.MaxHistory == nil || *o.MaxHistory != *s.MaxHistory) {
+		s.MaxHistory = o.MaxHistory
+	}
+	// Lists are owned whole: an entry added on the HelmRelease is removed,
+	// since DeepDerivative would let a longer list pass.
+	if (len(o.DependsOn) > 0 || o.OwnsDependsOn) && !equality.Semantic.DeepEqual(o.DependsOn, s.DependsOn) {
+		s.DependsOn = o.DependsOn
+	}
+	if o.KubeConfig != nil && (s.KubeConfig == nil || !d(*o.KubeConfig, *s.KubeConfig)) {
+		s.KubeConfig = o.KubeConfig
+	}
+	if o.DriftDetection != nil && (s.DriftDetection == nil || !d(*o.DriftDetection, *s.DriftDetection)) {
+		s.DriftDetection = o.DriftDetection
+	}
+	if len(o.HealthCheckExprs) > 0 && (len(o.HealthCheckExprs) != len(s.HealthCheckExprs) || !d(o.HealthCheckExprs, s.HealthCheckExprs)) {
+		s.HealthCheckExprs = o.HealthCheckExprs
+	}
+	if len(o.PostRenderers) > 0 && (len(o.PostRenderers) != len(s.PostRenderers) || !d(o.PostRenderers, s.PostRenderers)) {
+		s.PostRenderers = o.PostRenderers
+	}
+	if o.Test != nil && (s.Test == nil || !d(*o.Test, *s.Test)) {
+		s.Test = o.Test
+	}
+	if o.Rollback != nil && (s.Rollback == nil || !d(*o.Rollback, *s.Rollback)) {
+		s.Rollback = o.Rollback
+	}
+	if o.Uninstall != nil && (s.Uninstall == nil || !d(*o.Uninstall, *s.Uninstall)) {
+		s.Uninstall = o.Uninstall
 	}
 	if creating {
 		s.ReleaseName = o.ReleaseName
