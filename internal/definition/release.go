@@ -28,7 +28,10 @@ func ReleaseProblems(def *v1alpha1.ApplicationDefinition) []string {
 		return []string{"CEL environment: " + err.Error()}
 	}
 	for i, h := range def.Spec.Release.HealthCheckExprs {
-		for field, expr := range map[string]string{"current": h.Current, "inProgress": h.InProgress, "failed": h.Failed} {
+		// In a fixed order: the message becomes a condition, which must not
+		// change (and be written) from one reconcile to the next.
+		for _, fe := range [][2]string{{"current", h.Current}, {"inProgress", h.InProgress}, {"failed", h.Failed}} {
+			field, expr := fe[0], fe[1]
 			if expr == "" {
 				continue
 			}

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/apis/kustomize"
 
 	"github.com/chartkind/chartkind/internal/operator"
 	"github.com/chartkind/chartkind/internal/tenancy"
@@ -148,4 +149,33 @@ func TestMultiTenantProfile(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestInvalidReleaseCEL: a health-check expression helm-controller could not
+// parse makes the definition Ready=False, InvalidRelease, naming the field,
+// instead of reaching every HelmRelease of the kind (where helm-controller
+// would stall each with InvalidCELExpression); fixing it serves the kind.
+func TestInvalidReleaseCEL(t *testing.T) {
+	startOperator(t)
+	def := widgetDefinition("celwidget", "CelWidget")
+	def.Spec.Release.HealthCheckExprs = []kustomize.CustomHealthCheck{{
+		APIVersion: "v1", Kind: "ConfigMap",
+		HealthCheckExpressions: kustomize.HealthCheckExpressions{Current: "has(self.data.ready"},
+	}}
+	if err := env.Client.Create(ctxT(t), def); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteDefinition(t, def.Name) })
+	got := waitDefinitionReason(t, def.Name, "InvalidRelease")
+	if c := meta.FindStatusCondition(got.Status.Conditions, "Ready"); c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "spec.release.healthCheckExprs[0].current") {
+		t.Fatalf("Ready: %+v", c)
+	}
+	if got.Status.SchemaDigest != "" {
+		t.Fatalf("served with an invalid release setting: %+v", got.Status)
+	}
+	got.Spec.Release.HealthCheckExprs[0].Current = "has(self.data.ready)"
+	if err := env.Client.Update(ctxT(t), got); err != nil {
+		t.Fatal(err)
+	}
+	waitDefinitionReason(t, def.Name, "Serving")
 }

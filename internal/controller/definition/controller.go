@@ -79,6 +79,10 @@ const (
 	// ReasonServiceAccountRequired: the operator runs with
 	// --require-service-account and the definition has no serviceAccountName.
 	ReasonServiceAccountRequired = "ServiceAccountRequired"
+	// ReasonInvalidRelease: a CEL expression of spec.release
+	// (healthCheckExprs, dependsOn[].readyExpr) does not compile as
+	// helm-controller reads it.
+	ReasonInvalidRelease = "InvalidRelease"
 )
 
 // Server serves and stops kinds; the engine implements it.
@@ -291,6 +295,13 @@ func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefi
 		// the kind is not served (existing HelmReleases stay as they are).
 		return "", fail(ReasonServiceAccountRequired, "the operator runs with --require-service-account and this definition sets no spec.release.serviceAccountName: "+
 			"set it to a service account, in each namespace objects of the kind are created in, with only the rights the chart needs (docs/security.md)")
+	}
+	if problems := names.ReleaseProblems(def); len(problems) > 0 {
+		// Caught here rather than by helm-controller, which would stall
+		// every release of the kind with InvalidCELExpression. Like a
+		// missing service account: the CRD is left as it is and no
+		// HelmRelease is given these settings.
+		return "", fail(ReasonInvalidRelease, "%s: fix the expressions; until then these release settings reach no HelmRelease", strings.Join(problems, "; "))
 	}
 	src, serr := r.resolveSchema(ctx, def)
 	if serr != nil {
