@@ -88,6 +88,11 @@ type pos struct {
 	// given. Such nodes are nullable: the null is stored, reaches the
 	// webhook, and gets Helm's verdict there.
 	optional bool
+	// noCEL is true below a node without a type (one that also accepts
+	// non-objects): the API server builds no CEL type information past such
+	// a node, and a CRD with a CEL rule there is invalid once it has a rule at
+	// its root (every generated CRD has its name rules there).
+	noCEL bool
 }
 
 func (c *converter) convertRoot(root *jsonschema.Schema, values map[string]any) *apiextensionsv1.JSONSchemaProps {
@@ -404,7 +409,7 @@ func (c *converter) object(n *node, p pos, loc string, untyped bool) *apiextensi
 		child := c.convert(n.prop(name), pos{
 			vals: vals, merged: p.merged, repeated: p.repeated, depth: p.depth + 1,
 			path: joinPath(p.path, name), loc: loc + "/properties/" + escapeToken(name),
-			optional: !required[name],
+			optional: !required[name], noCEL: p.noCEL || untyped,
 		})
 		out.Properties[name] = *child
 	}
@@ -428,7 +433,7 @@ func (c *converter) object(n *node, p pos, loc string, untyped bool) *apiextensi
 				vals = append(vals, m[k])
 			}
 		}
-		child := c.convert(mv, pos{vals: vals, merged: p.merged, repeated: true, depth: p.depth + 1, path: joinPath(p.path, "*"), loc: loc + "/additionalProperties", optional: true})
+		child := c.convert(mv, pos{vals: vals, merged: p.merged, repeated: true, depth: p.depth + 1, path: joinPath(p.path, "*"), loc: loc + "/additionalProperties", optional: true, noCEL: p.noCEL})
 		out.AdditionalProperties = &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: child}
 	}
 	// An object with only named properties prunes everything else; values.yaml
@@ -534,7 +539,7 @@ func (c *converter) array(n *node, p pos, loc string) *apiextensionsv1.JSONSchem
 			vals = append(vals, a...)
 		}
 	}
-	items := c.convert(n.items(), pos{vals: vals, merged: false, repeated: true, depth: p.depth + 1, path: p.path + "[]", loc: loc + "/items"})
+	items := c.convert(n.items(), pos{vals: vals, merged: false, repeated: true, depth: p.depth + 1, path: p.path + "[]", loc: loc + "/items", noCEL: p.noCEL})
 	out.Items = &apiextensionsv1.JSONSchemaPropsOrArray{Schema: items}
 
 	minI, maxI, unique := -1, -1, false
@@ -804,7 +809,7 @@ func (c *converter) enum(n *node, p pos, loc string, out *apiextensionsv1.JSONSc
 		return
 	}
 	rule, ok := enumRule(out, kept)
-	if !ok || p.repeated {
+	if !ok || p.repeated || p.noCEL {
 		c.warn(loc, "enum on a nullable field is not enforced (the API server rejects null in enums and a CEL rule is too costly or not well-typed here)")
 		out.Description = appendSentence(out.Description, "Allowed values: "+allowedList(kept)+".")
 		return

@@ -265,7 +265,7 @@ func TestValidationBehaviour(t *testing.T) {
 		{`{"level":"debug","mode":"b"}`, true}, // enums
 		{`{"level":"trace"}`, false},           // enum moved to CEL still checked
 		{`{"mode":"c"}`, false},
-		{`{"mode":null}`, true},  // not in values.yaml: Helm refuses the null, so it must reach the webhook, which says so
+		{`{"mode":null}`, true}, // not in values.yaml: Helm refuses the null, so it must reach the webhook, which says so
 		{`{"port":0}`, false},
 		{`{"port":"80"}`, false},
 		{`{"size":"1Gi"}`, true},

@@ -20,6 +20,8 @@ import (
 	chartutil4 "helm.sh/helm/v4/pkg/chart/v2/util"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/chartkind/chartkind/internal/chart"
 )
 
 // helmVerdict is the oracle of every agreement test: what `helm install` does
@@ -157,4 +159,19 @@ func standInSchema(t testing.TB, schema []byte) []byte {
 	}
 	defs["chartkindStandIn"] = map[string]any{}
 	return mustJSON(t, root)
+}
+
+// loadV3Values is the Helm v3 chart of a hand-built chart.Chart, its
+// values.yaml read as Helm v3's loader reads it.
+func loadV3Values(t testing.TB, c *chart.Chart) *helmchart3.Chart {
+	t.Helper()
+	hc := &helmchart3.Chart{Metadata: &helmchart3.Metadata{APIVersion: helmchart3.APIVersionV2, Name: c.Name, Version: c.Version}, Schema: c.Schema}
+	if c.Values != nil {
+		vals, err := chartutil3.ReadValues(c.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc.Values = vals
+	}
+	return hc
 }
