@@ -45,7 +45,7 @@ import (
 // verdict must be the one of chartkind's offline check of the in-memory CRD
 // (internal/crd.Checker, used by `chartkind validate`).
 func TestPrintedCRDChecksWhatIsApplied(t *testing.T) {
-	charts := corpus.Load(t)
+	charts := append(corpus.Load(t), constChart(t))
 	env := testenv.Start(t, testenv.Options{})
 	var (
 		mu                       sync.Mutex
@@ -66,6 +66,27 @@ func TestPrintedCRDChecksWhatIsApplied(t *testing.T) {
 	if refused == 0 || accepted == 0 {
 		t.Fatalf("the mutation suite is one-sided: %d accepted, %d refused", accepted, refused)
 	}
+}
+
+// constChart is the case that was found: `const: -2.0` on a number printed
+// as `enum: [-2]`, which the API server then compares as an int64 (so -2.5
+// passes), while chartkind's in-memory CRD held the float64 -2.0.
+func constChart(t *testing.T) corpus.Chart {
+	dir := filepath.Join(t.TempDir(), "const-number")
+	files := map[string]string{
+		"Chart.yaml":         "apiVersion: v2\nname: const-number\nversion: 0.1.0\n",
+		"values.yaml":        "",
+		"values.schema.json": `{"properties": {"o": {"type": "object", "required": ["n"], "properties": {"n": {"type": "number", "const": -2.0}, "m": {"type": "number", "enum": [1e3, 2.5]}}}}}`,
+	}
+	for name, body := range files {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return corpus.Chart{Name: "const-number", Dir: dir}
 }
 
 func roundTrip(t *testing.T, env *testenv.Env, cc corpus.Chart) (accepted, refused int) {
