@@ -297,6 +297,7 @@ func crdMutations(spec apiextensionsv1.JSONSchemaProps, n int) []map[string]any 
 					add(float64(x) - 0.5)
 					add(float64(x) + 0.5)
 				case float64:
+					add(x - 0.5)
 					add(x + 0.25)
 					add(math.Trunc(x))
 				case string:
