@@ -109,8 +109,9 @@ func TestCheckMatchesAPIServer(t *testing.T) {
 			t.Fatalf("creating %s under v1: %v", name, err)
 		}
 	}
-	// "size": null is not nullable in v1 either: the API server dropped it on
-	// create. What is listed is what Check must be given.
+	// Optional fields are nullable (the converter keeps nulls for the
+	// webhook): "size": null is stored. What is listed is what Check must be
+	// given.
 	list, err := res.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestCheckMatchesAPIServer(t *testing.T) {
 		breaking = append(breaking, c.Kind.String()+" "+c.Path)
 	}
 	for _, want := range []string{"PropertyRemoved spec.legacy", "TypeChanged spec.size", "EnumNarrowed spec.tier", "EnumNarrowed spec.mode",
-		"PatternAdded spec.version", "BoundsTightened spec.replicas", "NullableRemoved spec.note", "ObjectClosed spec.extra", "RequiredAdded spec.servers[*].port"} {
+		"PatternAdded spec.version", "BoundsTightened spec.replicas", "NullableRemoved spec.servers[*].port", "ObjectClosed spec.extra", "RequiredAdded spec.servers[*].port"} {
 		if !slices.Contains(breaking, want) {
 			t.Errorf("breaking changes lack %s: %v", want, breaking)
 		}
@@ -164,13 +165,13 @@ func TestCheckMatchesAPIServer(t *testing.T) {
 		"size":      "invalid spec.size (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)",
 		"tier":      "invalid spec.tier (FieldValueInvalid)",
 		"tier-null": "ok",
-		"mode":      "invalid spec.mode (FieldValueNotSupported), invalid <nil> (FieldValueInvalid)",
+		"mode":      "invalid spec.mode (FieldValueInvalid)", // optional, so nullable: the enum is a CEL rule
 		"version":   "invalid spec.version (FieldValueInvalid)",
 		"replicas":  "invalid spec.replicas (FieldValueInvalid)",
-		"note":      "null dropped spec.note",
+		"note":      "ok", // optional, so nullable in v2 too: the null reaches the webhook
 		"extra":     "pruned spec.extra.custom",
 		"servers":   "invalid spec.servers[1].port (FieldValueRequired), invalid <nil> (FieldValueInvalid)",
-		"mixed":     "pruned spec.extra.other, pruned spec.legacy, invalid spec.mode (FieldValueNotSupported), invalid spec.size (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)",
+		"mixed":     "pruned spec.extra.other, pruned spec.legacy, invalid spec.size (FieldValueTypeInvalid), invalid <nil> (FieldValueInvalid)",
 	}
 	for name := range specs {
 		var p *ObjectProblem

@@ -237,7 +237,8 @@ func stripRules(p *apiextensionsv1.JSONSchemaProps) bool {
 }
 
 // SpecCRD wraps a spec schema into a minimal v1 CRD (group
-// apps.chartkind.io, status subresource), as the validators see it.
+// apps.chartkind.io, status subresource, a CEL rule at the root), as the
+// validators see it.
 func specCRD(spec *apiextensionsv1.JSONSchemaProps) *apiextensionsv1.CustomResourceDefinition {
 	return &apiextensionsv1.CustomResourceDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: "checks.apps.chartkind.io"},
@@ -250,6 +251,11 @@ func specCRD(spec *apiextensionsv1.JSONSchemaProps) *apiextensionsv1.CustomResou
 				Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
 				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
 					Type: "object",
+					// A rule at the root, as every generated CRD has (its name
+					// rules): the API server then builds CEL type information
+					// from the root, and a rule below a node it cannot type is
+					// an invalid CRD.
+					XValidations: apiextensionsv1.ValidationRules{{Rule: "true", Message: "root"}},
 					Properties: map[string]apiextensionsv1.JSONSchemaProps{
 						"spec":   *spec,
 						"status": {Type: "object", XPreserveUnknownFields: ptrTrue()},

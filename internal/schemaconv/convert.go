@@ -80,6 +80,19 @@ type pos struct {
 	// loc is the pointer used for warnings when the node has no schema of
 	// its own (e.g. a property only another allOf branch names).
 	loc string
+	// optional is true for a property the schema does not require and for
+	// the values of a map: a user may write null there. The API server drops
+	// a null of a field that is not nullable before anything else sees it,
+	// so the object would hold something other than what the user wrote and
+	// Helm's verdict on the null (refusal, for most types) would never be
+	// given. Such nodes are nullable: the null is stored, reaches the
+	// webhook, and gets Helm's verdict there.
+	optional bool
+	// noCEL is true below a node without a type (one that also accepts
+	// non-objects): the API server builds no CEL type information past such
+	// a node, and a CRD with a CEL rule there is invalid once it has a rule at
+	// its root (every generated CRD has its name rules there).
+	noCEL bool
 }
 
 func (c *converter) convertRoot(root *jsonschema.Schema, values map[string]any) *apiextensionsv1.JSONSchemaProps {
@@ -159,7 +172,8 @@ func (c *converter) convert(n *node, p pos) *apiextensionsv1.JSONSchemaProps {
 	if p.root && t&tObj != 0 {
 		t = tObj // Helm's values are always a map
 	}
-	nullable := t&tNull != 0 || (p.merged && len(p.vals) > 0)
+	schemaNull := t&tNull != 0
+	nullable := schemaNull || (p.merged && len(p.vals) > 0) || p.optional
 	t &^= tNull
 	for _, v := range p.vals {
 		k := kindOf(v)
@@ -192,7 +206,7 @@ func (c *converter) convert(n *node, p pos) *apiextensionsv1.JSONSchemaProps {
 	case tInt | tStr:
 		out = &apiextensionsv1.JSONSchemaProps{XIntOrString: true}
 	case 0:
-		if nullable {
+		if schemaNull {
 			c.warn(loc, "a CRD cannot express null-only values; accepting any value")
 		} else {
 			c.warn(loc, "schema accepts no value (false, contradicting types or enum); accepting any value")
@@ -372,6 +386,18 @@ func (c *converter) object(n *node, p pos, loc string, untyped bool) *apiextensi
 	if len(names) > 0 {
 		out.Properties = make(map[string]apiextensionsv1.JSONSchemaProps, len(names))
 	}
+	// A property stays non-nullable only where the CRD requires it (see the
+	// required loop below): its null is dropped and the object refused for
+	// the missing key, as Helm refuses it. Every other property is optional.
+	required := map[string]bool{}
+	for _, r := range n.required() {
+		required[r] = !(p.merged && len(instances) > 0)
+		for _, m := range instances {
+			if _, ok := m[r]; !ok {
+				required[r] = false
+			}
+		}
+	}
 	for _, name := range names {
 		known[name] = true
 		var vals []any
@@ -383,6 +409,7 @@ func (c *converter) object(n *node, p pos, loc string, untyped bool) *apiextensi
 		child := c.convert(n.prop(name), pos{
 			vals: vals, merged: p.merged, repeated: p.repeated, depth: p.depth + 1,
 			path: joinPath(p.path, name), loc: loc + "/properties/" + escapeToken(name),
+			optional: !required[name], noCEL: p.noCEL || untyped,
 		})
 		out.Properties[name] = *child
 	}
@@ -406,7 +433,7 @@ func (c *converter) object(n *node, p pos, loc string, untyped bool) *apiextensi
 				vals = append(vals, m[k])
 			}
 		}
-		child := c.convert(mv, pos{vals: vals, merged: p.merged, repeated: true, depth: p.depth + 1, path: joinPath(p.path, "*"), loc: loc + "/additionalProperties"})
+		child := c.convert(mv, pos{vals: vals, merged: p.merged, repeated: true, depth: p.depth + 1, path: joinPath(p.path, "*"), loc: loc + "/additionalProperties", optional: true, noCEL: p.noCEL})
 		out.AdditionalProperties = &apiextensionsv1.JSONSchemaPropsOrBool{Allows: true, Schema: child}
 	}
 	// An object with only named properties prunes everything else; values.yaml
@@ -512,7 +539,7 @@ func (c *converter) array(n *node, p pos, loc string) *apiextensionsv1.JSONSchem
 			vals = append(vals, a...)
 		}
 	}
-	items := c.convert(n.items(), pos{vals: vals, merged: false, repeated: true, depth: p.depth + 1, path: p.path + "[]", loc: loc + "/items"})
+	items := c.convert(n.items(), pos{vals: vals, merged: false, repeated: true, depth: p.depth + 1, path: p.path + "[]", loc: loc + "/items", noCEL: p.noCEL})
 	out.Items = &apiextensionsv1.JSONSchemaPropsOrArray{Schema: items}
 
 	minI, maxI, unique := -1, -1, false
@@ -782,7 +809,7 @@ func (c *converter) enum(n *node, p pos, loc string, out *apiextensionsv1.JSONSc
 		return
 	}
 	rule, ok := enumRule(out, kept)
-	if !ok || p.repeated {
+	if !ok || p.repeated || p.noCEL {
 		c.warn(loc, "enum on a nullable field is not enforced (the API server rejects null in enums and a CEL rule is too costly or not well-typed here)")
 		out.Description = appendSentence(out.Description, "Allowed values: "+allowedList(kept)+".")
 		return
@@ -887,12 +914,46 @@ func numRat(v any) (*big.Rat, bool) {
 	return nil, false
 }
 
+// rawJSON encodes an enum member or a default for the CRD, every number in
+// the form a YAML round trip keeps: an integral number that fits an int64 is
+// written as an integer (-2, not -2.0 or -2e0). `chartkind generate` prints
+// YAML, in which -2.0 becomes -2, and the operator's apply goes through
+// runtime.DefaultUnstructuredConverter, which does the same; the API server
+// then decodes -2 as an int64 and -2.0 as a float64, and compares an enum
+// after converting the value to the member's type (so an int64 member -2
+// accepts -2.5). Writing the integer form everywhere makes the CRD that is
+// printed, the one that is applied and the one chartkind checks offline
+// (internal/crd.Checker) one and the same.
 func rawJSON(v any) []byte {
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(canonicalNumbers(v))
 	if err != nil {
 		return []byte("null")
 	}
 	return b
+}
+
+// canonicalNumbers returns v with integral numbers as integers (see rawJSON).
+func canonicalNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number, float64:
+		if r, ok := numRat(x); ok && r.IsInt() && r.Num().IsInt64() {
+			return json.Number(r.Num().String())
+		}
+		return x
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = canonicalNumbers(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = canonicalNumbers(e)
+		}
+		return out
+	}
+	return v
 }
 
 // rawOf returns the source JSON object of a compiled schema, for keywords

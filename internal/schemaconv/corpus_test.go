@@ -3,16 +3,24 @@ package schemaconv
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/chartkind/chartkind/internal/corpus"
+	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
+
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/chartkind/chartkind/internal/corpus"
 )
 
 // TestCorpus converts every chart of the shared corpus and checks the result
 // with the API server's own code: the CRD is valid, and the chart's
 // values.yaml, an empty spec and values.yaml with every top-level key set to
-// null are accepted without pruning anything.
+// null are accepted without pruning anything. The schema also survives the
+// YAML round trip of `chartkind generate` unchanged, as the API server
+// decodes it (int64 and float64 apart): what is printed is what is applied.
 func TestCorpus(t *testing.T) {
 	charts := corpus.Load(t)
 	var sizes []int
@@ -34,6 +42,9 @@ func TestCorpus(t *testing.T) {
 					}
 				}
 				out, _ := json.Marshal(res.Schema)
+				if diff := yamlRoundTrip(t, out); diff != "" {
+					t.Errorf("the schema changes through YAML: %s", diff)
+				}
 				if !opts.Defaults {
 					sizes = append(sizes, len(out))
 					totalWarnings += len(res.Warnings)
@@ -91,3 +102,64 @@ func TestCorpusDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// yamlRoundTrip prints the schema as YAML, as `chartkind generate` does,
+// reads it back as kubectl does (YAML to JSON) and compares both as the API
+// server decodes them (k8s.io/apimachinery/pkg/util/json: integers as int64,
+// other numbers as float64). It returns "" when they are equal, else the
+// first node that differs.
+func yamlRoundTrip(t *testing.T, js []byte) string {
+	t.Helper()
+	y, err := yaml.JSONToYAML(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	if err := utiljson.Unmarshal(js, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := utiljson.Unmarshal(back, &b); err != nil {
+		t.Fatal(err)
+	}
+	return firstDiff("#", a, b)
+}
+
+func firstDiff(path string, a, b any) string {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok {
+			return path
+		}
+		for _, k := range sortedKeys(x) {
+			if d := firstDiff(path+"/"+k, x[k], y[k]); d != "" {
+				return d
+			}
+		}
+		if len(x) != len(y) {
+			return path + " (keys)"
+		}
+		return ""
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return path
+		}
+		for i := range x {
+			if d := firstDiff(path+"/"+itoa(i), x[i], y[i]); d != "" {
+				return d
+			}
+		}
+		return ""
+	}
+	if !reflect.DeepEqual(a, b) {
+		return fmt.Sprintf("%s: %#v printed, %#v read back", path, a, b)
+	}
+	return ""
+}
+
+func itoa(i int) string { return fmt.Sprint(i) }

@@ -5,12 +5,17 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chartutil"
+	helmutil "helm.sh/helm/v4/pkg/chart/common/util"
+	helmchart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 )
 
 // FuzzHelmAccepts is the differential form of the package's main promise:
 // whenever Helm accepts a user override (merged over values.yaml and
 // validated against the original schema), the CRD accepts the override as
-// spec without pruning anything.
+// spec without pruning anything. Both Helms are asked: v4, which
+// helm-controller v1.6.2 runs, and v3.22; the CRD must accept what either
+// accepts.
 func FuzzHelmAccepts(f *testing.F) {
 	seeds := []struct{ schema, values, override string }{
 		{`{"properties":{"a":{"type":"string","enum":["x","y"]},"b":{"type":["integer","string"]}},"required":["a"]}`, "a: x\n", `{"a":null,"b":"3"}`},
@@ -27,16 +32,7 @@ func FuzzHelmAccepts(f *testing.F) {
 		if bytes.Contains(schema, []byte("http")) || bytes.Contains(schema, []byte("$ref")) && !bytes.Contains(schema, []byte(`"$ref":"#`)) {
 			return // Helm would fetch or read files
 		}
-		defaults, err := chartutil.ReadValues(values)
-		if err != nil {
-			return
-		}
-		user, err := chartutil.ReadValues(override)
-		if err != nil {
-			return
-		}
-		merged := chartutil.CoalesceTables(user.AsMap(), defaults.AsMap())
-		if err := chartutil.ValidateAgainstSingleSchema(merged, schema); err != nil {
+		if !helmV4Accepts(schema, values, override) && !helmV3Accepts(schema, values, override) {
 			return // Helm rejects it: nothing to check
 		}
 		res, err := Convert(schema, values, Options{})
@@ -55,4 +51,36 @@ func FuzzHelmAccepts(f *testing.F) {
 			t.Fatalf("Helm accepts %s but the CRD prunes %v / rejects %v", override, pruned, errs)
 		}
 	})
+}
+
+func helmV3Accepts(schema, values, override []byte) bool {
+	defaults, err := chartutil.ReadValues(values)
+	if err != nil {
+		return false
+	}
+	user, err := chartutil.ReadValues(override)
+	if err != nil {
+		return false
+	}
+	merged := chartutil.CoalesceTables(user.AsMap(), defaults.AsMap())
+	return chartutil.ValidateAgainstSingleSchema(merged, schema) == nil
+}
+
+// helmV4Accepts merges as Helm v4 does: values.yaml read by its loader (all
+// YAML documents), nulls of values.yaml dropped (util.CoalesceValues).
+func helmV4Accepts(schema, values, override []byte) bool {
+	defaults, err := loader.LoadValues(bytes.NewReader(values))
+	if err != nil {
+		return false
+	}
+	user, err := loader.LoadValues(bytes.NewReader(override))
+	if err != nil {
+		return false
+	}
+	c := &helmchart.Chart{Metadata: &helmchart.Metadata{APIVersion: "v2", Name: "fuzz", Version: "0.0.0"}, Values: defaults, Schema: schema}
+	merged, err := helmutil.CoalesceValues(c, user)
+	if err != nil {
+		return false
+	}
+	return helmutil.ValidateAgainstSingleSchema(merged, schema) == nil
 }

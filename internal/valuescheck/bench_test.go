@@ -3,7 +3,7 @@ package valuescheck
 import (
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chartutil"
+	helmutil "helm.sh/helm/v4/pkg/chart/common/util"
 
 	"github.com/chartkind/chartkind/internal/chart"
 	"github.com/chartkind/chartkind/internal/corpus"
@@ -11,8 +11,9 @@ import (
 
 // BenchmarkValidateLargest measures a webhook request's check on the largest
 // schema of the corpus. The baseline, measured in the same run, is what Helm
-// does with the same values on every install: chartutil.CoalesceValues, then
-// chartutil.ValidateAgainstSchema, which compiles the schema on each call.
+// does with the same values on every install (Helm v4, as helm-controller runs
+// it): util.CoalesceValues, then util.ValidateAgainstSchema, which compiles
+// the schema on each call.
 // Compare validate to helm as a ratio; absolute figures depend on the machine.
 //
 // Two specs: "valid" sets a few values, "invalid" breaks several rules, so the
@@ -38,7 +39,8 @@ func BenchmarkValidateLargest(b *testing.B) {
 	// Realistic specs from the agreement test's generator: a few small
 	// overrides merged, all valid for "valid", all invalid for "invalid".
 	valid, invalid := map[string]any{}, map[string]any{}
-	for _, m := range pick(mutations(v.root, c.Helm.Values), 200) {
+	hc := loadV4(b, largest.Dir)
+	for _, m := range pick(mutations(v.root, hc.Values), 200) {
 		spec := asAPIServerDecodes(b, mustJSON(b, m.spec))
 		if m.kind == kValuesYAML || m.kind == kEmpty || len(mustJSON(b, spec)) > 1024 {
 			continue
@@ -73,11 +75,11 @@ func BenchmarkValidateLargest(b *testing.B) {
 		b.Run(tc.name+"/helm", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				merged, err := chartutil.CoalesceValues(c.Helm, helmValues)
+				merged, err := helmutil.CoalesceValues(hc, helmValues)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := chartutil.ValidateAgainstSchema(c.Helm, merged); (err == nil) != wantOK {
+				if err := helmutil.ValidateAgainstSchema(hc, merged); (err == nil) != wantOK {
 					b.Fatalf("Helm's verdict differs: %v", err)
 				}
 			}

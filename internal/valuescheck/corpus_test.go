@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	helmchart "helm.sh/helm/v3/pkg/chart"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/chart"
@@ -25,18 +23,19 @@ import (
 // mutating values.yaml along the schema (mutate_test.go) and checks each twice:
 //
 //   - Validate alone gives Helm's verdict: Validate(spec) accepts exactly when
-//     `helm install` with spec as the values accepts (helmVerdict: merge with
-//     the chart's values, validate against the schema).
-//   - What a user sees at admission gives Helm's verdict: the API server's
-//     handling of the generated CRD (pruning, nulls of non-nullable fields
-//     dropped, OpenAPI and CEL validation; anything pruned counts as refused,
-//     as with kubectl's default --validate=strict) and then the webhook's
-//     Validate on the object as stored. The verdict to match is Helm's on what
-//     it would be given: the stored spec when the API server admits it, else
-//     the spec as written.
+//     `helm install` with spec as the values accepts (helmVerdict: Helm v4, as
+//     helm-controller v1.6.2 runs it: merge with the chart's values, validate
+//     against the schema).
+//   - What a user sees at admission gives Helm's verdict on the spec as
+//     written: the API server's handling of the generated CRD (pruning, nulls
+//     of non-nullable fields dropped, OpenAPI and CEL validation; anything
+//     pruned counts as refused, as with kubectl's default --validate=strict)
+//     and then the webhook's Validate on the object as stored.
 //
-// Any disagreement fails the test, listing chart, mutation, field and both
-// sides' messages.
+// Every case is also given to Helm v3.22 (helmV3Verdict); the cases where the
+// two Helms differ are counted and shown, and Validate must follow v4 there.
+// Any disagreement with v4 fails the test, listing chart, mutation, field and
+// both sides' messages.
 func TestCorpusAgreement(t *testing.T) {
 	quietHelm(t)
 	charts := corpus.Load(t)
@@ -100,72 +99,88 @@ func agree(t *testing.T, cc corpus.Chart) *stats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oracle := c.Helm
+	oracle, oracle3 := loadV4(t, cc.Dir), c.Helm
 	if len(v.Unchecked()) > 0 {
-		oracle = withLocalStandIns(t, c.Helm)
+		local := standInSchema(t, c.Helm.Schema)
+		cp, cp3 := *oracle, *oracle3
+		cp.Schema, cp3.Schema = local, local
+		oracle, oracle3 = &cp, &cp3
 		st.standIns++
 	}
 	apiVersion := res.CRD.Spec.Group + "/" + crd.Version
 	kind := res.CRD.Spec.Names.Kind
 
-	for _, m := range pick(mutations(v.root, c.Helm.Values), casesFor(len(c.Schema))) {
+	for _, m := range pick(mutations(v.root, oracle.Values), casesFor(len(c.Schema))) {
 		specJSON := mustJSON(t, m.spec)
-		r := checker.Check(map[string]any{
-			"apiVersion": apiVersion,
-			"kind":       kind,
-			"metadata":   map[string]any{"name": "x", "namespace": "default"},
-			"spec":       asAPIServerDecodes(t, specJSON),
-		})
-		pruned, crdErrs := r.Pruned, r.Invalid
-		stored, _ := r.Spec.(map[string]any)
-		storedJSON := mustJSON(t, stored)
-
 		helmUser := helmVerdict(oracle, specJSON)
-		helmStored := helmUser
-		if !bytes.Equal(storedJSON, specJSON) {
-			helmStored = helmVerdict(oracle, storedJSON)
-			st.normalized++
+		if helm3 := helmV3Verdict(oracle3, specJSON); (helm3 == nil) != (helmUser == nil) {
+			st.v3Differs++
+			if len(st.v3Examples) < 3 {
+				st.v3Examples = append(st.v3Examples, fmt.Sprintf("%s: %s: v4 %s, v3 %s", c.Name, m, errText(helmUser), errText(helm3)))
+			}
 		}
-		webUser := v.Validate(asAPIServerDecodes(t, specJSON))
-		webStored := webUser
-		if !bytes.Equal(storedJSON, specJSON) {
-			webStored = v.Validate(stored)
-		}
-		crdOK := len(pruned) == 0 && len(crdErrs) == 0
-		expected := helmUser
-		if crdOK {
-			expected = helmStored
-		}
-		combinedOK := crdOK && len(webStored) == 0
-
-		k := st.kind(m.kind)
-		k.total++
-		if helmUser == nil {
-			k.valid++
-		}
-		if !crdOK {
-			k.crdRefused++
-		} else if len(webStored) > 0 {
-			k.webhookOnly++
-		}
-		agreeAlone := (len(webUser) == 0) == (helmUser == nil) && (len(webStored) == 0) == (helmStored == nil)
-		agreeCombined := combinedOK == (expected == nil)
-		if agreeAlone {
-			st.agreeAlone++
-		}
-		if agreeCombined {
-			st.agreeCombined++
-		}
-		if !agreeAlone || !agreeCombined {
-			st.disagreements = append(st.disagreements, fmt.Sprintf("%s: %s %s\n    spec: %s\n    Helm: %s\n    Validate: %s\n    CRD: pruned %v, errors %s",
-				c.Name, m, verdictWord(!agreeAlone, !agreeCombined), truncate(string(specJSON), 300), errText(expected),
-				truncate(lines(webStored), 300), pruned, truncate(lines(crdErrs), 300)))
-		}
+		st.record(t, m, c.Name, checker, v, apiVersion, kind, specJSON, helmUser, func(b []byte) error { return helmVerdict(oracle, b) })
 	}
 	if len(st.disagreements) > 0 {
 		t.Errorf("%d disagreement(s) with Helm", len(st.disagreements))
 	}
 	return st
+}
+
+// record checks one case both ways (Validate alone, CRD + webhook combined)
+// against helmUser, Helm's verdict on the spec as written; helm gives Helm's
+// verdict on other values (the spec as the API server would store it).
+func (st *stats) record(t testing.TB, m mutation, chartName string, checker *crd.Checker, v *Validator, apiVersion, kind string,
+	specJSON []byte, helmUser error, helm func([]byte) error) {
+	r := checker.Check(map[string]any{
+		"apiVersion": apiVersion,
+		"kind":       kind,
+		"metadata":   map[string]any{"name": "x", "namespace": "default"},
+		"spec":       asAPIServerDecodes(t, specJSON),
+	})
+	pruned, crdErrs := r.Pruned, r.Invalid
+	stored, _ := r.Spec.(map[string]any)
+	storedJSON := mustJSON(t, stored)
+
+	helmStored := helmUser
+	changed := !bytes.Equal(storedJSON, specJSON)
+	if changed {
+		helmStored = helm(storedJSON)
+	}
+	webUser := v.Validate(asAPIServerDecodes(t, specJSON))
+	webStored := webUser
+	if changed {
+		webStored = v.Validate(stored)
+	}
+	crdOK := len(pruned) == 0 && len(crdErrs) == 0
+	if crdOK && changed {
+		st.normalized++
+	}
+	combinedOK := crdOK && len(webStored) == 0
+
+	k := st.kind(m.kind)
+	k.total++
+	if helmUser == nil {
+		k.valid++
+	}
+	if !crdOK {
+		k.crdRefused++
+	} else if len(webStored) > 0 {
+		k.webhookOnly++
+	}
+	agreeAlone := (len(webUser) == 0) == (helmUser == nil) && (len(webStored) == 0) == (helmStored == nil)
+	agreeCombined := combinedOK == (helmUser == nil)
+	if agreeAlone {
+		st.agreeAlone++
+	}
+	if agreeCombined {
+		st.agreeCombined++
+	}
+	if !agreeAlone || !agreeCombined {
+		st.disagreements = append(st.disagreements, fmt.Sprintf("%s: %s %s\n    spec: %s\n    stored: %s\n    Helm: %s\n    Validate: %s\n    CRD: pruned %v, errors %s",
+			chartName, m, verdictWord(!agreeAlone, !agreeCombined), truncate(string(specJSON), 300), truncate(string(storedJSON), 300), errText(helmUser),
+			truncate(lines(webStored), 300), pruned, truncate(lines(crdErrs), 300)))
+	}
 }
 
 func verdictWord(alone, combined bool) string {
@@ -192,48 +207,6 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// withLocalStandIns returns a copy of the chart whose schema refers, wherever
-// it refers to an external document, to a local schema that accepts anything:
-// what the validator stands in for such documents with. Helm itself would
-// fetch them, which a test must not do (and the corpus does not hold them).
-func withLocalStandIns(t *testing.T, hc *helmchart.Chart) *helmchart.Chart {
-	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(hc.Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, ok := doc.(map[string]any)
-	if !ok {
-		t.Fatal("schema is not an object")
-	}
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if r, ok := x["$ref"].(string); ok && !strings.HasPrefix(r, "#") {
-				x["$ref"] = "#/$defs/chartkindStandIn"
-			}
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(root)
-	defs, _ := root["$defs"].(map[string]any)
-	if defs == nil {
-		defs = map[string]any{}
-		root["$defs"] = defs
-	}
-	defs["chartkindStandIn"] = map[string]any{}
-	cp := *hc
-	cp.Schema = mustJSON(t, root)
-	return &cp
-}
-
 type kindStats struct {
 	total, valid, crdRefused, webhookOnly int
 }
@@ -241,7 +214,9 @@ type kindStats struct {
 type stats struct {
 	kinds                     map[string]*kindStats
 	agreeAlone, agreeCombined int
-	normalized                int // cases the API server changed (nulls dropped) before Helm would see them
+	normalized                int // cases the API server admitted but changed (nulls dropped) before Helm would see them
+	v3Differs                 int // cases Helm v3.22 and Helm v4 judge differently
+	v3Examples                []string
 	standIns                  int // charts whose external $refs were stood in for
 	disagreements             []string
 	charts                    int
@@ -267,6 +242,8 @@ func (s *stats) merge(o *stats) {
 	s.agreeAlone += o.agreeAlone
 	s.agreeCombined += o.agreeCombined
 	s.normalized += o.normalized
+	s.v3Differs += o.v3Differs
+	s.v3Examples = append(s.v3Examples, o.v3Examples...)
 	s.standIns += o.standIns
 	s.disagreements = append(s.disagreements, o.disagreements...)
 	s.charts++
@@ -298,12 +275,24 @@ func (s *stats) log(t *testing.T) {
 	if all.total == 0 {
 		t.Fatal("no cases were generated")
 	}
-	t.Logf("agreement with Helm over %d charts, %d cases (valid/invalid: Helm's verdict on the spec as written: %d valid, %d invalid; "+
-		"%d changed by the API server before Helm would see them; %d chart(s) with external $refs stood in for):\n"+
-		"  Validate alone:         %d/%d (%.2f%%)\n  CRD + webhook combined: %d/%d (%.2f%%)\n%s",
+	t.Logf("agreement with Helm v4 over %d charts, %d cases (valid/invalid: Helm's verdict on the spec as written: %d valid, %d invalid; "+
+		"%d admitted but changed by the API server before Helm would see them; %d chart(s) with external $refs stood in for):\n"+
+		"  Validate alone:         %d/%d (%.2f%%)\n  CRD + webhook combined: %d/%d (%.2f%%)\n"+
+		"  Helm v3.22 judges %d of the cases differently from Helm v4 (Validate follows v4)%s\n%s",
 		s.charts, all.total, all.valid, all.total-all.valid, s.normalized, s.standIns,
 		s.agreeAlone, all.total, 100*float64(s.agreeAlone)/float64(all.total),
-		s.agreeCombined, all.total, 100*float64(s.agreeCombined)/float64(all.total), b.String())
+		s.agreeCombined, all.total, 100*float64(s.agreeCombined)/float64(all.total),
+		s.v3Differs, examples(s.v3Examples), b.String())
+}
+
+func examples(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	if len(l) > 5 {
+		l = l[:5]
+	}
+	return ", e.g.\n    " + strings.Join(l, "\n    ")
 }
 
 func contains(l []string, s string) bool { return indexOf(l, s) < len(l) }

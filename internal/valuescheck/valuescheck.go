@@ -4,29 +4,39 @@
 // subchart's), so an object that passes here passes Helm's own check when the
 // release is installed.
 //
+// The Helm whose verdict counts is the one that installs: helm-controller
+// v1.6.2 runs Helm v4 (4.2.2) linked with santhosh-tekuri/jsonschema/v6
+// v6.0.2. So the chart is read by Helm v4's loader and the values are merged
+// by Helm v4's code (chartutil.ProcessDependencies and util.CoalesceValues of
+// helm.sh/helm/v4), and go.mod pins jsonschema to v6.0.2 (see
+// docs/validation.md). Helm v4 differs from v3 here: it drops nulls of the
+// chart's own values.yaml when merging, and reads multi-document values.yaml.
+//
 // The generated CRD cannot say as much: a structural schema is loosened
 // wherever JSON Schema is richer (oneOf, if/then, required after merging,
 // conditionals, …, see docs/schema-conversion.md). The admission webhook and
 // `chartkind validate` both call this package, so the two agree by
 // construction.
 //
-// Helm's own code does the merging (chartutil.ProcessDependenciesWithMerge and
-// chartutil.CoalesceValues), so null removing a default, subchart values,
-// globals, aliases and import-values behave exactly as at install. Only the
-// schema check is done here rather than by chartutil.ValidateAgainstSchema,
+// Only the schema check is done here rather than by util.ValidateAgainstSchema,
 // because that function compiles every schema on every call; the schemas are
 // compiled once, in New, with the same compiler settings (see
 // schemaconv.Compile).
 package valuescheck
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	helmchart "helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
+	helmchart3 "helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/common"
+	helmutil "helm.sh/helm/v4/pkg/chart/common/util"
+	helmchart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
@@ -66,7 +76,7 @@ var specPath = field.NewPath("spec")
 // values.schema.json for the top-level values (as internal/generate does for
 // the CRD); subcharts keep their own schemas, because Helm checks those too.
 //
-// Schemas are compiled once here, as Helm 3.22 compiles them, except that
+// Schemas are compiled once here, as Helm 4.2 compiles them, except that
 // external documents ($ref to http(s) or file URLs) are never loaded: a
 // webhook must not fetch URLs named by a chart, so values under such a $ref
 // are accepted as anything (Unchecked lists them). Errors name the schema and
@@ -142,12 +152,21 @@ func schemaKey(b []byte) *byte {
 	return &b[0]
 }
 
-// helmChart returns the chart values are merged with. A Chart that was not
-// read by Helm's loader (built by hand, or no chart at all) gets a chart of
-// its own values.yaml, decoded the way Helm's loader decodes it.
+// helmChart returns the chart values are merged with, as Helm v4 reads it.
+// internal/chart loads charts with Helm v3's loader; helm-controller loads the
+// same archive with Helm v4's (chart/v2/loader.LoadArchive). The two build the
+// same tree of the same structs except for values.yaml, which Helm v4 reads
+// with LoadValues (several YAML documents are merged). So the tree is copied
+// into Helm v4's types and each chart's values.yaml, kept verbatim in Raw, is
+// read again by LoadValues. A Chart that was not read by a loader (built by
+// hand, or no chart at all) gets a chart of its own values.yaml.
 func helmChart(c *chart.Chart) (*helmchart.Chart, error) {
 	if c != nil && c.Helm != nil {
-		return c.Helm, nil
+		hc, err := toV4(c.Helm)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Source, err)
+		}
+		return hc, nil
 	}
 	hc := &helmchart.Chart{Metadata: &helmchart.Metadata{APIVersion: helmchart.APIVersionV2, Name: "values", Version: "0.0.0"}}
 	if c == nil {
@@ -155,12 +174,61 @@ func helmChart(c *chart.Chart) (*helmchart.Chart, error) {
 	}
 	hc.Metadata.Name, hc.Metadata.Version, hc.Schema = c.Name, c.Version, c.Schema
 	if c.Values != nil {
-		hc.Values = map[string]any{}
-		if err := yaml.Unmarshal(c.Values, &hc.Values); err != nil {
+		vals, err := loader.LoadValues(bytes.NewReader(c.Values))
+		if err != nil {
 			return nil, fmt.Errorf("%s: values.yaml: %w", c.Source, err)
 		}
+		hc.Values = vals
 	}
 	return hc, nil
+}
+
+// toV4 copies a chart tree loaded by Helm v3 into Helm v4's types (see
+// helmChart). Metadata and lock go through JSON, which both versions' structs
+// share field for field; files are shared.
+func toV4(c *helmchart3.Chart) (*helmchart.Chart, error) {
+	out := &helmchart.Chart{Schema: c.Schema, Values: c.Values}
+	if err := convertJSON(c.Metadata, &out.Metadata); err != nil {
+		return nil, fmt.Errorf("chart %s: Chart.yaml: %w", c.Name(), err)
+	}
+	if c.Lock != nil {
+		if err := convertJSON(c.Lock, &out.Lock); err != nil {
+			return nil, fmt.Errorf("chart %s: Chart.lock: %w", c.Name(), err)
+		}
+	}
+	files := func(in []*helmchart3.File) []*common.File {
+		var l []*common.File
+		for _, f := range in {
+			l = append(l, &common.File{Name: f.Name, Data: f.Data})
+		}
+		return l
+	}
+	out.Templates, out.Files, out.Raw = files(c.Templates), files(c.Files), files(c.Raw)
+	for _, f := range c.Raw {
+		if f.Name == "values.yaml" {
+			vals, err := loader.LoadValues(bytes.NewReader(f.Data))
+			if err != nil {
+				return nil, fmt.Errorf("chart %s: Helm v4 cannot load values.yaml: %w", c.Name(), err)
+			}
+			out.Values = vals
+		}
+	}
+	for _, d := range c.Dependencies() {
+		sub, err := toV4(d)
+		if err != nil {
+			return nil, err
+		}
+		out.AddDependency(sub)
+	}
+	return out, nil
+}
+
+func convertJSON(in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
 }
 
 // Unchecked lists the external schema documents ("<schema>: <url>") that Helm
@@ -192,11 +260,11 @@ func (v *Validator) Validate(spec map[string]any) field.ErrorList {
 	ch := v.chart
 	if v.processDeps {
 		ch = copyTree(ch)
-		if err := chartutil.ProcessDependenciesWithMerge(ch, user); err != nil {
+		if err := chartutil.ProcessDependencies(ch, user); err != nil {
 			return field.ErrorList{mergeError(ch, user, err)}
 		}
 	}
-	merged, err := chartutil.CoalesceValues(ch, user)
+	merged, err := helmutil.CoalesceValues(ch, user)
 	if err != nil {
 		return field.ErrorList{mergeError(ch, user, err)}
 	}
@@ -255,7 +323,7 @@ func helmReads(v any) (any, error) {
 	return out, nil
 }
 
-// copyTree copies what chartutil.ProcessDependenciesWithMerge changes in a
+// copyTree copies what chartutil.ProcessDependencies changes in a
 // chart tree (the dependency lists, the Chart.yaml dependency entries and the
 // values it replaces), so that every Validate call starts from the chart as
 // loaded, as every Helm install does. Templates, files and schemas are shared.
@@ -284,7 +352,7 @@ func copyTree(c *helmchart.Chart) *helmchart.Chart {
 	return &cp
 }
 
-// check mirrors chartutil.ValidateAgainstSchema: the chart's schema against
+// check mirrors util.ValidateAgainstSchema: the chart's schema against
 // its values, then each subchart that has values, against its own schema.
 func (v *Validator) check(ch *helmchart.Chart, isRoot bool, values map[string]any, path *field.Path, elems []elem, r *report) {
 	sch := v.root
