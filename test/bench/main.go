@@ -86,6 +86,10 @@ type config struct {
 	insight, compare         bool
 	healthInterval           time.Duration
 	recheck, recheckInterval time.Duration
+	reconcilers              int  // the operator's --max-concurrent-reconciles, and the ideal mirror's workers
+	ideal                    bool // measure the ideal mirror first (ideal.go)
+	single                   int  // changes of each phase made one at a time, after the bulk phases
+	json                     bool // print one JSON object on stdout (the tables go to stderr)
 }
 
 func main() {
@@ -101,7 +105,20 @@ func main() {
 	flag.DurationVar(&c.healthInterval, "health-interval", 0, "the operator's --health-interval during the measured phases (0: the operator's default, 5m)")
 	flag.DurationVar(&c.recheck, "recheck", 60*time.Second, "after the idle period, restart the operator with --health-interval=<recheck-interval>; once it synced every object, check for at least this long (with insight on, also until it re-read about every release once) that it writes nothing; 0 skips the check")
 	flag.DurationVar(&c.recheckInterval, "recheck-interval", 10*time.Second, "the --health-interval of the restarted operator")
+	flag.IntVar(&c.reconcilers, "reconcilers", 8, "the operator's --max-concurrent-reconciles, and the ideal mirror's workers")
+	flag.BoolVar(&c.ideal, "ideal", true, "measure the ideal mirror (the least work per object of any mirror of this design, plain client-go) in the same run, first")
+	flag.IntVar(&c.single, "single", 20, "after the bulk phases, changes of each phase made one at a time (each once the last is mirrored), for the ideal mirror and chartkind; 0 skips them")
+	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
+	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
+	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
 	flag.Parse()
+	if *idealMirror {
+		if err := runIdealMirror(*kubeconfig, c.kinds, c.operatorQPS, c.reconcilers); err != nil {
+			fmt.Fprintf(os.Stderr, "ideal mirror: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	// The bench's clients log nothing worth reading; errors are returned.
 	crlog.SetLogger(logr.Discard())
 	if err := bench(c); err != nil {
@@ -135,7 +152,16 @@ func bench(c config) error {
 		if err != nil {
 			return err
 		}
-		report(os.Stdout, rc, r)
+		out := io.Writer(os.Stdout)
+		if c.json {
+			out = os.Stderr
+		}
+		report(out, rc, r)
+		if c.json {
+			if err := writeJSON(os.Stdout, rc, r); err != nil {
+				return err
+			}
+		}
 		if err := r.check(); err != nil {
 			failed = append(failed, err)
 		}
@@ -235,6 +261,8 @@ type result struct {
 	idleWritten                   []string
 	rss, hwm                      int64
 	recheck                       *recheckResult
+	ideal                         *idealResult
+	single                        [3][]time.Duration // create, Ready, update, one at a time
 }
 
 // recheckResult is the restart check: a fresh operator process with a short
@@ -302,6 +330,12 @@ func run(ctx context.Context, c config) (*result, error) {
 	logf("baseline: %d ConfigMaps, create → watch event", c.objects)
 	if r.baseline, err = measureBaseline(ctx, cl, dyn, c); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
+	}
+
+	if c.ideal {
+		if r.ideal, err = measureIdeal(ctx, env, cl, dyn, c); err != nil {
+			return nil, fmt.Errorf("ideal mirror: %w", err)
+		}
 	}
 
 	op, err := startOperator(ctx, env, c, c.healthInterval, "chartkind-operator.log")
@@ -500,6 +534,34 @@ func run(ctx context.Context, c config) (*result, error) {
 	logf("writing Ready status for the new generation (revision 2) on %d HelmReleases", total)
 	if err := released(2, 2, "upgrade done → object Ready (generation 2)", "upgrade done → object Ready"); err != nil {
 		return nil, err
+	}
+
+	if c.single > 0 {
+		logf("%d single changes of each phase", c.single)
+		time.Sleep(2 * time.Second)
+		r.single, err = singleChanges(ctx, cl, dyn, side{ns: ns, gvr: kinds[0], kind: kindName(0),
+			release: func(n string) string { return releaseName(0, n) }, hrs: hrs, objs: objTrackers[0],
+			beforeReady: func(ctx context.Context, hr *helmv2.HelmRelease) error {
+				objs, err := releaseObjects(hr)
+				if err != nil {
+					return err
+				}
+				for _, o := range objs {
+					if err := cl.Create(ctx, o); err != nil {
+						return err
+					}
+				}
+				return nil
+			}}, c.single)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitQuiet(ctx, op, 3*time.Second); err != nil {
+			return nil, err
+		}
+		if last, err = op.counters(); err != nil {
+			return nil, err
+		}
 	}
 
 	logf("status of %s o1 now: %s", kindName(0), describeStatus(objTrackers[0], "o1"))
@@ -779,6 +841,10 @@ func benchDefinition(kind string) *v1alpha1.ApplicationDefinition {
 }
 
 func createObject(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind, name string, replicas int64) error {
+	return createObjectIn(ctx, dyn, gvr, kind, ns, name, replicas)
+}
+
+func createObjectIn(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind, ns, name string, replicas int64) error {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": gvr.GroupVersion().String(),
 		"kind":       kind,
@@ -1306,7 +1372,7 @@ func startOperator(ctx context.Context, env *testenv.Env, c config, healthInterv
 	args := []string{"operator", "--kubeconfig", env.KubeconfigPath,
 		"--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
 		"--kube-api-qps", fmt.Sprint(c.operatorQPS), "--kube-api-burst", fmt.Sprint(int(2 * c.operatorQPS)),
-		"--max-concurrent-reconciles", "8", "--log-level", "error",
+		"--max-concurrent-reconciles", strconv.Itoa(c.reconcilers), "--log-level", "error",
 		"--release-insight=" + strconv.FormatBool(c.insight)}
 	if healthInterval > 0 {
 		args = append(args, "--health-interval", healthInterval.String())
