@@ -21,6 +21,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
@@ -76,8 +78,25 @@ func runIdealMirror(kubeconfig string, kinds int, qps float64, workers int) erro
 		return err
 	}
 	cfg.QPS, cfg.Burst = float32(qps), int(2*qps)
-	dyn, err := dynamic.NewForConfig(cfg)
+	// The same client limits as the operator's: controller-runtime gives
+	// each resource its own REST client, and so its own QPS and burst, in
+	// the client that writes and again in the API reader that reads.
+	newClient := func() (dynamic.Interface, error) { return dynamic.NewForConfig(rest.CopyConfig(cfg)) }
+	dyn, err := newClient()
 	if err != nil {
+		return err
+	}
+	cl := &idealClients{}
+	for k := 0; k < kinds; k++ {
+		r, err1 := newClient()
+		w, err2 := newClient()
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		cl.read = append(cl.read, r)
+		cl.write = append(cl.write, w)
+	}
+	if cl.hr, err = newClient(); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -129,7 +148,7 @@ func runIdealMirror(kubeconfig string, kinds int, qps float64, workers int) erro
 				if shutdown {
 					return
 				}
-				if err := idealWork(ctx, dyn, it); err != nil && ctx.Err() == nil {
+				if err := idealWork(ctx, cl, it); err != nil && ctx.Err() == nil {
 					fmt.Fprintf(os.Stderr, "ideal mirror: %s %d/%s: %v\n", it.op, it.k, it.name, err)
 				}
 				q.Done(it)
@@ -158,13 +177,21 @@ func readyGeneration(hr *unstructured.Unstructured) int64 {
 	return 0
 }
 
-func idealWork(ctx context.Context, dyn dynamic.Interface, it idealItem) error {
-	objs := dyn.Resource(idealGVR(it.k)).Namespace(idealNS)
-	hrs := dyn.Resource(hrGVR).Namespace(idealNS)
+// idealClients are the ideal mirror's clients: per kind, one that reads
+// objects and one that writes them, and one that writes HelmReleases.
+type idealClients struct {
+	read, write []dynamic.Interface
+	hr          dynamic.Interface
+}
+
+func idealWork(ctx context.Context, cl *idealClients, it idealItem) error {
+	reads := cl.read[it.k].Resource(idealGVR(it.k)).Namespace(idealNS)
+	objs := cl.write[it.k].Resource(idealGVR(it.k)).Namespace(idealNS)
+	hrs := cl.hr.Resource(hrGVR).Namespace(idealNS)
 	now := metav1.Now().UTC().Format(time.RFC3339)
 	switch it.op {
 	case "create":
-		obj, err := objs.Get(ctx, it.name, metav1.GetOptions{})
+		obj, err := reads.Get(ctx, it.name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -192,7 +219,7 @@ func idealWork(ctx context.Context, dyn dynamic.Interface, it idealItem) error {
 		_, err := objs.Patch(ctx, it.name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 		return err
 	case "update":
-		obj, err := objs.Get(ctx, it.name, metav1.GetOptions{})
+		obj, err := reads.Get(ctx, it.name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -306,7 +333,9 @@ type idealResult struct {
 // then single changes; then removes all of it, so that chartkind's run
 // starts from the same API server state.
 func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn dynamic.Interface, c config) (*idealResult, error) {
-	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "[bench] ideal mirror: "+format+"\n", args...) }
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[bench] ideal mirror: "+format+"\n", args...)
+	}
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	for k := 0; k < c.kinds; k++ {
 		crd := idealCRD(k)

@@ -79,5 +79,5 @@ func writeJSON(w io.Writer, c config, r *result) error {
 }
 
 func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
-func round1(f float64) float64  { return math.Round(f*10) / 10 }
-func round2(f float64) float64  { return math.Round(f*100) / 100 }
+func round1(f float64) float64   { return math.Round(f*10) / 10 }
+func round2(f float64) float64   { return math.Round(f*100) / 100 }
