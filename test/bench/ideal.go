@@ -259,7 +259,7 @@ func singleChanges(ctx context.Context, cl client.Client, dyn dynamic.Interface,
 	name := func(i int) string { return fmt.Sprintf("single%d", i) }
 	for i := 0; i < n; i++ {
 		start := time.Now()
-		if err := createObjectIn(ctx, dyn, s.gvr, s.kind, s.ns, name(i), 1); err != nil {
+		if err := createObjectIn(ctx, dyn, s.gvr, s.kind, s.ns, name(i), 1, ""); err != nil {
 			return out, err
 		}
 		if err := s.hrs.waitSeen(ctx, s.release(name(i)), time.Minute); err != nil {
@@ -396,7 +396,7 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 	if err := parallel(ctx, c.workers, c.kinds, c.objects, func(k, i int) error {
 		name := fmt.Sprintf("o%d", i)
 		createdAt.set(idealRelease(k, name), time.Now())
-		return createObjectIn(ctx, dyn, idealGVR(k), idealKind(k), idealNS, name, 1)
+		return createObjectIn(ctx, dyn, idealGVR(k), idealKind(k), idealNS, name, 1, "")
 	}); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ type jsonResult struct {
 	Kinds   int  `json:"kinds"`
 	Objects int  `json:"objects"` // per kind
 	Insight bool `json:"insight"`
+	Shards  int  `json:"shards"` // operator processes; RSS and writes are their sums
 	CPUs    int  `json:"cpus"`
 	// Bulk phases: every object changed at once, objects/s over the phase.
 	Ideal     *phases3 `json:"ideal,omitempty"`
@@ -47,7 +48,7 @@ type jsonResult struct {
 
 func writeJSON(w io.Writer, c config, r *result) error {
 	tp := func(p phaseResult) float64 { return round1(float64(r.total) / p.wall.Seconds()) }
-	j := jsonResult{Kinds: c.kinds, Objects: c.objects, Insight: r.insight, CPUs: numCPU(),
+	j := jsonResult{Kinds: c.kinds, Objects: c.objects, Insight: r.insight, CPUs: numCPU(), Shards: max(c.shards, 1),
 		BaselineP50Ms: ms(pct(r.baseline, 50)), ServedP50Ms: ms(pct(r.served, 50)), ServedP99Ms: ms(pct(r.served, 99)),
 		RSSMiB: round1(mib(r.rss)), PeakRSSMiB: round1(mib(r.hwm)), IdleWrites: r.idleOps.writes}
 	if len(r.phases) >= 3 {
