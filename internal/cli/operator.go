@@ -40,6 +40,9 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "`ADDRESS` serving Prometheus metrics; 0 turns them off")
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "`ADDRESS` serving /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
+	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", "chartkind-operator", "`NAME` of the leader election Lease: each shard needs its own")
+	fs.StringVar(&opts.WatchLabelSelector, "watch-label-selector", "", "`SELECTOR`: mirror only the application objects whose labels match it, and their HelmReleases, e.g. sharding.chartkind.io/key=shard1 (docs/sharding.md)")
+	manageDefs := fs.Bool("manage-definitions", true, "manage ApplicationDefinitions: CRDs, per-kind roles, definition status and the webhook; false for every shard but one (docs/sharding.md)")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "`NAMESPACE` of the leader election Lease (default: the pod's namespace)")
 	fs.BoolVar(&opts.RequireServiceAccount, "require-service-account", false, "refuse ApplicationDefinitions without spec.release.serviceAccountName (Ready=False, reason ServiceAccountRequired): every release then runs as a service account of the object's namespace, not as helm-controller (docs/security.md)")
 	fs.StringVar(&opts.ChartsDir, "charts-dir", "", "`DIR` holding the charts definitions name, as <name>/ or <name>-<version>.tgz")
@@ -71,6 +74,17 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opts.Webhook = wh
+	opts.ShardOnly = !*manageDefs
+	if opts.ShardOnly {
+		// The webhook goes with definitions: one operator serves it for all shards.
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || (f.Name == "webhook" && f.Value.String() == "true") })
+		if explicit {
+			fmt.Fprintln(stderr, "chartkind operator: --webhook needs --manage-definitions: the operator that manages definitions serves the webhook for every shard")
+			return 2
+		}
+		opts.Webhook = nil
+	}
 	opts.DisableInsight, opts.DisableReleaseNotes = !*insight, !*notes
 	log, err := newLogger(*logLevel, *logFormat, stderr)
 	if err != nil {
