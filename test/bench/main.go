@@ -91,6 +91,7 @@ type config struct {
 	single                   int  // changes of each phase made one at a time, after the bulk phases
 	json                     bool // print one JSON object on stdout (the tables go to stderr)
 	shards                   int  // operator processes, each one shard (docs/sharding.md)
+	prebuilt                 string
 }
 
 func main() {
@@ -110,6 +111,7 @@ func main() {
 	flag.BoolVar(&c.ideal, "ideal", true, "measure the ideal mirror (the least work per object of any mirror of this design, plain client-go) in the same run, first")
 	flag.IntVar(&c.single, "single", 20, "after the bulk phases, changes of each phase made one at a time (each once the last is mirrored), for the ideal mirror and chartkind; 0 skips them")
 	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
+	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
 	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
@@ -133,9 +135,12 @@ func main() {
 func bench(c config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	bin, cleanup, err := buildOperator(ctx)
-	if err != nil {
-		return err
+	bin, cleanup := c.prebuilt, func() {}
+	if bin == "" {
+		var err error
+		if bin, cleanup, err = buildOperator(ctx); err != nil {
+			return err
+		}
 	}
 	defer cleanup()
 	c.operatorBin = bin
