@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -68,21 +69,27 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chartkind operator: unexpected arguments %v\n", fs.Args())
 		return 2
 	}
-	wh, err := webhookFlags.options(fs, *kubeconfig)
-	if err != nil {
-		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+	if _, err := labels.Parse(opts.WatchLabelSelector); err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: --watch-label-selector %q: %v\n", opts.WatchLabelSelector, err)
 		return 2
 	}
-	opts.Webhook = wh
 	opts.ShardOnly = !*manageDefs
 	if opts.ShardOnly {
-		// The webhook goes with definitions: one operator serves it for all shards.
 		explicit := false
 		fs.Visit(func(f *flag.Flag) { explicit = explicit || (f.Name == "webhook" && f.Value.String() == "true") })
 		if explicit {
 			fmt.Fprintln(stderr, "chartkind operator: --webhook needs --manage-definitions: the operator that manages definitions serves the webhook for every shard")
 			return 2
 		}
+	}
+	wh, err := webhookFlags.options(fs, *kubeconfig)
+	if err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+		return 2
+	}
+	opts.Webhook = wh
+	if opts.ShardOnly {
+		// The webhook goes with definitions: one operator serves it for all shards.
 		opts.Webhook = nil
 	}
 	opts.DisableInsight, opts.DisableReleaseNotes = !*insight, !*notes
