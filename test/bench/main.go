@@ -25,6 +25,13 @@
 //     --health-interval (-recheck-interval), so that it reads every release
 //     again and again; it must still write nothing.
 //
+// Before the operator starts, the ideal mirror (ideal.go) goes through the
+// create, Ready and update phases on its own kinds, so that chartkind's
+// throughput and single-change latency are reported against the least work
+// any mirror of this design must do, measured in the same run (-ideal,
+// -single). -json prints the figures as one JSON object (json.go). -shards N
+// runs N operator processes, each one shard key (docs/sharding.md).
+//
 // -insight=false runs the operator with --release-insight=false. -compare runs
 // everything twice, insight off and then on, each on a fresh control plane and
 // operator process, and ends with a table of what release insight costs.
