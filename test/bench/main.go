@@ -415,6 +415,9 @@ func run(ctx context.Context, c config) (*result, error) {
 		r.firstObject = append(r.firstObject, time.Since(start))
 	}
 
+	if rss, _, err := op.rss(); err == nil {
+		logf("%d kinds served: definition → kind served p50 %s, p99 %s; operator RSS %.0f MiB", c.kinds, round(pct(r.served, 50)), round(pct(r.served, 99)), mib(rss))
+	}
 	last, err := op.counters()
 	if err != nil {
 		return nil, err
@@ -431,6 +434,9 @@ func run(ctx context.Context, c config) (*result, error) {
 		}
 		p.ops, last = now.sub(last), now
 		r.phases = append(r.phases, p)
+		if rss, _, err := op.rss(); err == nil {
+			logf("%s: %.0f objects/s, operator RSS now %.0f MiB", p.short, float64(total)/p.wall.Seconds(), mib(rss))
+		}
 		return nil
 	}
 
