@@ -389,6 +389,17 @@ func (e *Engine) Stop(definitionName string) {
 	e.stopKind(definitionName)
 }
 
+// Definition returns the definition the named kind is served for, as it
+// was when served; nil when it is not served.
+func (e *Engine) Definition(definitionName string) *v1alpha1.ApplicationDefinition {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if k, ok := e.kinds[definitionName]; ok {
+		return k.def.DeepCopy()
+	}
+	return nil
+}
+
 // Serving reports whether the named definition's kind is served.
 func (e *Engine) Serving(definitionName string) bool {
 	e.mu.RLock()

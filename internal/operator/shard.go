@@ -3,11 +3,14 @@ package operator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +22,7 @@ import (
 	"github.com/chartkind/chartkind/internal/crd"
 	"github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/engine"
+	"github.com/chartkind/chartkind/internal/mirror"
 )
 
 // shardServer is what a shard runs in place of the definition controller
@@ -30,7 +34,7 @@ import (
 // the webhook thus have one writer however many shards run.
 type shardServer struct {
 	reader client.Reader // the API server: a CRD is read live, its status is not cached
-	cached client.Reader
+	cached client.Client
 	engine *engine.Engine
 	log    logr.Logger
 }
@@ -52,14 +56,23 @@ func setupShard(mgr manager.Manager, eng *engine.Engine, log logr.Logger) error 
 func (s *shardServer) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	def := &v1alpha1.ApplicationDefinition{}
 	if err := s.cached.Get(ctx, req.NamespacedName, def); err != nil {
-		if apierrors.IsNotFound(err) {
-			s.engine.Stop(req.Name)
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
+		// Gone: the definition as last served says what goes with it.
+		def = s.engine.Definition(req.Name)
+		if def == nil {
 			return reconcile.Result{}, nil
 		}
-		return reconcile.Result{}, err
+		def.DeletionTimestamp = &metav1.Time{Time: time.Now()}
 	}
 	if def.DeletionTimestamp != nil {
 		s.engine.Stop(def.Name)
+		if def.Spec.DeletionPolicy == v1alpha1.DeletionDelete {
+			// The managing operator deletes the CRD and the HelmReleases in
+			// its cache; this shard's are in this shard's cache only.
+			return reconcile.Result{}, s.deleteReleases(ctx, def)
+		}
 		return reconcile.Result{}, nil
 	}
 	c := &apiextensionsv1.CustomResourceDefinition{}
@@ -83,6 +96,30 @@ func (s *shardServer) Reconcile(ctx context.Context, req reconcile.Request) (rec
 		return reconcile.Result{}, fmt.Errorf("serving %s: %w", def.Name, err)
 	}
 	return reconcile.Result{}, nil
+}
+
+// deleteReleases deletes the HelmReleases of this shard controlled by an
+// object of def's kind, as the definition controller does for its own
+// (deletionPolicy Delete): with the CRD gone, nothing else would.
+func (s *shardServer) deleteReleases(ctx context.Context, def *v1alpha1.ApplicationDefinition) error {
+	n := definition.Effective(def)
+	var list helmv2.HelmReleaseList
+	if err := s.cached.List(ctx, &list, client.MatchingLabels{mirror.LabelDefinition: def.Name}); err != nil {
+		return fmt.Errorf("listing HelmReleases of %s: %w", def.Name, err)
+	}
+	for i := range list.Items {
+		hr := &list.Items[i]
+		ref := metav1.GetControllerOf(hr)
+		if ref == nil || ref.Kind != n.Kind || !strings.HasPrefix(ref.APIVersion, n.Group+"/") || hr.DeletionTimestamp != nil {
+			continue
+		}
+		uid := hr.UID
+		if err := s.cached.Delete(ctx, hr, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
+		}
+		s.log.Info("deleted HelmRelease of a deleted definition's kind", "definition", def.Name, "helmRelease", hr.Namespace+"/"+hr.Name)
+	}
+	return nil
 }
 
 func established(c *apiextensionsv1.CustomResourceDefinition) bool {

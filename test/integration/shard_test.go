@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/mirror"
 	"github.com/chartkind/chartkind/internal/operator"
@@ -219,6 +220,25 @@ func TestShards(t *testing.T) {
 	// recount land first.
 	time.Sleep(5 * time.Second)
 	assertNoWrites(t, def, ns, 3*time.Second, "two shards at rest", nil)
+
+	// With deletionPolicy Delete, the definition's deletion takes the CRD and
+	// every HelmRelease of the kind, in both shards.
+	updateDefinition(t, def.Name, func(d *v1alpha1.ApplicationDefinition) { d.Spec.DeletionPolicy = v1alpha1.DeletionDelete })
+	deleteDefinition(t, def.Name)
+	testenv.WaitFor(t, timeout, "every HelmRelease of the kind deleted", func(ctx context.Context) error {
+		var list helmv2.HelmReleaseList
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		var left []string
+		for _, hr := range list.Items {
+			left = append(left, hr.Name+" (key "+hr.Labels[mirror.ShardLabel]+")")
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("left: %v", left)
+		}
+		return nil
+	})
 }
 
 // chartkindManagers lists the chartkind-* field managers of entries, of
