@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,6 +43,9 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "`ADDRESS` serving Prometheus metrics; 0 turns them off")
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "`ADDRESS` serving /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
+	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", "chartkind-operator", "`NAME` of the leader election Lease: each shard needs its own")
+	fs.StringVar(&opts.WatchLabelSelector, "watch-label-selector", "", "`SELECTOR`: mirror only the application objects whose labels match it, and their HelmReleases, e.g. sharding.chartkind.io/key=shard1 (docs/sharding.md)")
+	manageDefs := fs.Bool("manage-definitions", true, "manage ApplicationDefinitions: CRDs, per-kind roles, definition status and the webhook; false for every shard but one (docs/sharding.md)")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "`NAMESPACE` of the leader election Lease (default: the pod's namespace)")
 	fs.BoolVar(&opts.RequireServiceAccount, "require-service-account", false, "refuse ApplicationDefinitions without spec.release.serviceAccountName (Ready=False, reason ServiceAccountRequired): every release then runs as a service account of the object's namespace, not as helm-controller (docs/security.md)")
 	fs.StringVar(&opts.Policy.DefaultServiceAccount, "default-service-account", "", "`NAME` of the service account, in each object's namespace, that releases of definitions without spec.release.serviceAccountName run as (helm-controller impersonates it; ReleasesIsolated=True, reason DefaultServiceAccount; docs/security.md)")
@@ -70,6 +74,19 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chartkind operator: unexpected arguments %v\n", fs.Args())
 		return 2
 	}
+	if _, err := labels.Parse(opts.WatchLabelSelector); err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: --watch-label-selector %q: %v\n", opts.WatchLabelSelector, err)
+		return 2
+	}
+	opts.ShardOnly = !*manageDefs
+	if opts.ShardOnly {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || (f.Name == "webhook" && f.Value.String() == "true") })
+		if explicit {
+			fmt.Fprintln(stderr, "chartkind operator: --webhook needs --manage-definitions: the operator that manages definitions serves the webhook for every shard")
+			return 2
+		}
+	}
 	wh, err := webhookFlags.options(fs, *kubeconfig)
 	if err != nil {
 		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
@@ -81,6 +98,10 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "chartkind operator: --default-service-account=%q: %s\n", sa, strings.Join(errs, "; "))
 			return 2
 		}
+	}
+	if opts.ShardOnly {
+		// The webhook goes with definitions: one operator serves it for all shards.
+		opts.Webhook = nil
 	}
 	opts.DisableInsight, opts.DisableReleaseNotes = !*insight, !*notes
 	log, err := newLogger(*logLevel, *logFormat, stderr)

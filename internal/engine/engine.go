@@ -23,6 +23,7 @@ import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -86,6 +87,14 @@ type Options struct {
 	// reconcile although it changes no generation (the operations users
 	// request through annotations). Other metadata-only updates are ignored.
 	WatchedAnnotations []string
+	// OwnWrites, when set, holds the HelmRelease versions chartkind's own
+	// writes produced (the mirror's client wrapped with OwnWrites.Wrap):
+	// their watch events cost no reconcile.
+	OwnWrites *OwnWrites
+	// Selector, when set, limits the engine to the application objects
+	// whose labels match it: one shard of several (docs/sharding.md). The
+	// HelmRelease informer given to New must be limited the same way.
+	Selector labels.Selector
 }
 
 // Engine serves application kinds. Create it with New, run it with Start.
@@ -171,12 +180,34 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("getting HelmRelease informer: %w", err)
 	}
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { e.enqueueRelease(obj) },
-		UpdateFunc: func(oldObj, newObj any) {
-			e.enqueueRelease(oldObj)
-			e.enqueueRelease(newObj)
+		AddFunc: func(obj any) {
+			if hr, ok := obj.(*helmv2.HelmRelease); ok && e.opts.OwnWrites.own(hr) {
+				return // chartkind just created it: nothing new
+			}
+			e.enqueueRelease(obj)
 		},
-		DeleteFunc: func(obj any) { e.enqueueRelease(obj) },
+		UpdateFunc: func(oldObj, newObj any) {
+			oldKey, oldOK := e.releaseKey(oldObj)
+			newKey, newOK := e.releaseKey(newObj)
+			if hr, ok := newObj.(*helmv2.HelmRelease); ok && e.opts.OwnWrites.own(hr) {
+				newOK = false // chartkind just wrote this version: nothing new
+			}
+			if oldOK && (oldKey != newKey || newOK) {
+				e.Enqueue(oldKey)
+			}
+			if newOK && newKey != oldKey {
+				e.Enqueue(newKey)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if hr, ok := obj.(*helmv2.HelmRelease); ok {
+				e.opts.OwnWrites.forget(hr)
+			}
+			e.enqueueRelease(obj)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("watching HelmReleases: %w", err)
@@ -254,7 +285,16 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 	}
 
 	kctx, cancel := context.WithCancel(engineCtx)
-	inf := metadatainformer.NewFilteredMetadataInformer(e.meta, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	var tweak metadatainformer.TweakListOptionsFunc
+	if e.opts.Selector != nil && !e.opts.Selector.Empty() {
+		sel := e.opts.Selector.String()
+		tweak = func(o *metav1.ListOptions) { o.LabelSelector = sel }
+	}
+	inf := metadatainformer.NewFilteredMetadataInformer(e.meta, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, tweak).Informer()
+	if err := inf.SetTransform(trimObjectMeta(e.opts.WatchedAnnotations)); err != nil {
+		cancel()
+		return fmt.Errorf("serving %s: %w", def.Name, err)
+	}
 	_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
 		e.log.V(1).Info("watch error", "resource", gvr.String(), "error", err.Error())
 	})
@@ -349,6 +389,17 @@ func (e *Engine) Stop(definitionName string) {
 	e.stopKind(definitionName)
 }
 
+// Definition returns the definition the named kind is served for, as it
+// was when served; nil when it is not served.
+func (e *Engine) Definition(definitionName string) *v1alpha1.ApplicationDefinition {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if k, ok := e.kinds[definitionName]; ok {
+		return k.def.DeepCopy()
+	}
+	return nil
+}
+
 // Serving reports whether the named definition's kind is served.
 func (e *Engine) Serving(definitionName string) bool {
 	e.mu.RLock()
@@ -426,30 +477,43 @@ func (e *Engine) served() []*v1alpha1.ApplicationDefinition {
 }
 
 func (e *Engine) enqueueRelease(obj any) {
+	if key, ok := e.releaseKey(obj); ok {
+		e.Enqueue(key)
+	}
+}
+
+// releaseKey is the key of the object a HelmRelease belongs to.
+func (e *Engine) releaseKey(obj any) (Key, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
 	hr, ok := obj.(*helmv2.HelmRelease)
 	if !ok {
-		return
+		return Key{}, false
 	}
-	e.mapRelease(hr, e.served())
+	return e.releaseOwner(hr, e.served())
 }
 
 func (e *Engine) mapRelease(hr *helmv2.HelmRelease, served []*v1alpha1.ApplicationDefinition) {
+	if key, ok := e.releaseOwner(hr, served); ok {
+		e.Enqueue(key)
+	}
+}
+
+func (e *Engine) releaseOwner(hr *helmv2.HelmRelease, served []*v1alpha1.ApplicationDefinition) (Key, bool) {
 	if len(served) == 0 {
-		return
+		return Key{}, false
 	}
 	defName, name, ok := e.handler.ReleaseOwner(hr, served)
 	if !ok {
-		return
+		return Key{}, false
 	}
 	for _, d := range served {
 		if d.Name == defName {
-			e.Enqueue(Key{Definition: defName, GVR: GVR(d), Namespace: hr.Namespace, Name: name})
-			return
+			return Key{Definition: defName, GVR: GVR(d), Namespace: hr.Namespace, Name: name}, true
 		}
 	}
+	return Key{}, false
 }
 
 func (e *Engine) resyncReleases(ctx context.Context, defName string) {

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -95,6 +96,8 @@ type Mirror struct {
 	observed *observerState
 	// policy is the operator's multi-tenant release policy (tenancy.Policy).
 	policy tenancy.Policy
+	// shard, when set, selects the objects this operator handles (shard.go).
+	shard labels.Selector
 }
 
 // New returns a Mirror that writes through c, reads HelmReleases through c
@@ -145,6 +148,14 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 	if obj == nil {
 		m.forget(t.gvk.Kind + "/" + t.key.String())
 		return m.objectGone(ctx, t, hr)
+	}
+	if !m.inShard(obj) {
+		return 0, nil // another shard's object
+	}
+	if hr == nil && m.shard != nil {
+		if hr, err = m.releaseOfOtherShard(ctx, t, obj); err != nil {
+			return 0, err
+		}
 	}
 	if obj.GetDeletionTimestamp() != nil {
 		// Someone else's finalizer holds the object; its HelmRelease goes once it is gone.

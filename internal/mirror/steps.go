@@ -512,6 +512,7 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 	labels[LabelKind] = t.gvk.Kind
 	labels[LabelName] = obj.GetName()
 	labels[LabelDefinition] = t.def.Name
+	shardLabel(obj, labels)
 	hr.SetLabels(labels)
 
 	ann := hr.GetAnnotations()

@@ -15,6 +15,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
@@ -105,6 +106,15 @@ type Options struct {
 	// HealthInterval is how often a healthy release's objects are read again,
 	// to notice workloads that degrade after install; default 5m.
 	HealthInterval time.Duration
+	// WatchLabelSelector, when set, makes this operator one shard of
+	// several: it mirrors only the application objects whose labels match,
+	// and their HelmReleases (docs/sharding.md).
+	WatchLabelSelector string
+	// ShardOnly runs only the mirror of this shard's objects: definitions,
+	// CRDs, per-kind roles, definition counts and the webhook are left to the
+	// operator that manages definitions. The shard serves a kind once its
+	// definition's CRD exists and is established.
+	ShardOnly bool
 }
 
 // Operator is a configured, not yet started operator.
@@ -153,8 +163,16 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if id == "" {
 		id = "chartkind-operator"
 	}
+	sel, err := labels.Parse(opts.WatchLabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("operator: --watch-label-selector %q: %w", opts.WatchLabelSelector, err)
+	}
+	if opts.ShardOnly && opts.Webhook != nil {
+		return nil, errors.New("operator: a shard that does not manage definitions serves no webhook: the operator that manages definitions does")
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   cacheOptions(sel),
 		Logger:                  log,
 		Metrics:                 metricsserver.Options{BindAddress: bind(opts.MetricsBindAddress)},
 		HealthProbeBindAddress:  probe,
@@ -181,7 +199,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("operator: metadata client: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("chartkind")
-	m := mirror.New(mgr.GetClient(), mgr.GetAPIReader(), recorder)
+	own := engine.NewOwnWrites()
+	m := mirror.New(own.Wrap(mgr.GetClient()), mgr.GetAPIReader(), recorder)
+	m.SetShard(sel)
 	m.SetPolicy(opts.Policy)
 	if !opts.DisableInsight {
 		// Live reads, on demand with backoff: caching every workload, Service
@@ -200,13 +220,21 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		ObjectsChanged: counts.ObjectsChanged,
 		// Operations users request on their objects (see mirror/operations.go).
 		WatchedAnnotations: mirror.WatchedAnnotations(),
+		OwnWrites:          own,
+		Selector:           sel,
 	})
+	if err := mgr.Add(eng); err != nil {
+		return nil, err
+	}
+	if opts.ShardOnly {
+		if err := setupShard(mgr, eng, log.WithName("shard")); err != nil {
+			return nil, fmt.Errorf("operator: setting up the shard: %w", err)
+		}
+		return &Operator{mgr: mgr, engine: eng}, nil
+	}
 	counts.Counter = eng
 	if err := counts.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("operator: setting up object counts: %w", err)
-	}
-	if err := mgr.Add(eng); err != nil {
-		return nil, err
 	}
 	var observers []defctrl.KindObserver
 	observers = append(observers, NewKindRoles(mgr))

@@ -25,6 +25,13 @@
 //     --health-interval (-recheck-interval), so that it reads every release
 //     again and again; it must still write nothing.
 //
+// Before the operator starts, the ideal mirror (ideal.go) goes through the
+// create, Ready and update phases on its own kinds, so that chartkind's
+// throughput and single-change latency are reported against the least work
+// any mirror of this design must do, measured in the same run (-ideal,
+// -single). -json prints the figures as one JSON object (json.go). -shards N
+// runs N operator processes, each one shard key (docs/sharding.md).
+//
 // -insight=false runs the operator with --release-insight=false. -compare runs
 // everything twice, insight off and then on, each on a fresh control plane and
 // operator process, and ends with a table of what release insight costs.
@@ -86,6 +93,12 @@ type config struct {
 	insight, compare         bool
 	healthInterval           time.Duration
 	recheck, recheckInterval time.Duration
+	reconcilers              int  // the operator's --max-concurrent-reconciles, and the ideal mirror's workers
+	ideal                    bool // measure the ideal mirror first (ideal.go)
+	single                   int  // changes of each phase made one at a time, after the bulk phases
+	json                     bool // print one JSON object on stdout (the tables go to stderr)
+	shards                   int  // operator processes, each one shard (docs/sharding.md)
+	prebuilt                 string
 }
 
 func main() {
@@ -101,7 +114,22 @@ func main() {
 	flag.DurationVar(&c.healthInterval, "health-interval", 0, "the operator's --health-interval during the measured phases (0: the operator's default, 5m)")
 	flag.DurationVar(&c.recheck, "recheck", 60*time.Second, "after the idle period, restart the operator with --health-interval=<recheck-interval>; once it synced every object, check for at least this long (with insight on, also until it re-read about every release once) that it writes nothing; 0 skips the check")
 	flag.DurationVar(&c.recheckInterval, "recheck-interval", 10*time.Second, "the --health-interval of the restarted operator")
+	flag.IntVar(&c.reconcilers, "reconcilers", 8, "the operator's --max-concurrent-reconciles, and the ideal mirror's workers")
+	flag.BoolVar(&c.ideal, "ideal", true, "measure the ideal mirror (the least work per object of any mirror of this design, plain client-go) in the same run, first")
+	flag.IntVar(&c.single, "single", 20, "after the bulk phases, changes of each phase made one at a time (each once the last is mirrored), for the ideal mirror and chartkind; 0 skips them")
+	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
+	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
+	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
+	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
+	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
 	flag.Parse()
+	if *idealMirror {
+		if err := runIdealMirror(*kubeconfig, c.kinds, c.operatorQPS, c.reconcilers); err != nil {
+			fmt.Fprintf(os.Stderr, "ideal mirror: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	// The bench's clients log nothing worth reading; errors are returned.
 	crlog.SetLogger(logr.Discard())
 	if err := bench(c); err != nil {
@@ -114,9 +142,12 @@ func main() {
 func bench(c config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	bin, cleanup, err := buildOperator(ctx)
-	if err != nil {
-		return err
+	bin, cleanup := c.prebuilt, func() {}
+	if bin == "" {
+		var err error
+		if bin, cleanup, err = buildOperator(ctx); err != nil {
+			return err
+		}
 	}
 	defer cleanup()
 	c.operatorBin = bin
@@ -135,7 +166,16 @@ func bench(c config) error {
 		if err != nil {
 			return err
 		}
-		report(os.Stdout, rc, r)
+		out := io.Writer(os.Stdout)
+		if c.json {
+			out = os.Stderr
+		}
+		report(out, rc, r)
+		if c.json {
+			if err := writeJSON(os.Stdout, rc, r); err != nil {
+				return err
+			}
+		}
 		if err := r.check(); err != nil {
 			failed = append(failed, err)
 		}
@@ -235,6 +275,8 @@ type result struct {
 	idleWritten                   []string
 	rss, hwm                      int64
 	recheck                       *recheckResult
+	ideal                         *idealResult
+	single                        [3][]time.Duration // create, Ready, update, one at a time
 }
 
 // recheckResult is the restart check: a fresh operator process with a short
@@ -304,6 +346,12 @@ func run(ctx context.Context, c config) (*result, error) {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 
+	if c.ideal {
+		if r.ideal, err = measureIdeal(ctx, env, cl, dyn, c); err != nil {
+			return nil, fmt.Errorf("ideal mirror: %w", err)
+		}
+	}
+
 	op, err := startOperator(ctx, env, c, c.healthInterval, "chartkind-operator.log")
 	if err != nil {
 		return nil, err
@@ -367,6 +415,9 @@ func run(ctx context.Context, c config) (*result, error) {
 		r.firstObject = append(r.firstObject, time.Since(start))
 	}
 
+	if rss, _, err := op.rss(); err == nil {
+		logf("%d kinds served: definition → kind served p50 %s, p99 %s; operator RSS %.0f MiB", c.kinds, round(pct(r.served, 50)), round(pct(r.served, 99)), mib(rss))
+	}
 	last, err := op.counters()
 	if err != nil {
 		return nil, err
@@ -383,6 +434,9 @@ func run(ctx context.Context, c config) (*result, error) {
 		}
 		p.ops, last = now.sub(last), now
 		r.phases = append(r.phases, p)
+		if rss, _, err := op.rss(); err == nil {
+			logf("%s: %.0f objects/s, operator RSS now %.0f MiB", p.short, float64(total)/p.wall.Seconds(), mib(rss))
+		}
 		return nil
 	}
 
@@ -396,7 +450,7 @@ func run(ctx context.Context, c config) (*result, error) {
 		}
 		name := fmt.Sprintf("o%d", i)
 		createdAt.set(releaseName(k, name), time.Now())
-		return createObject(ctx, dyn, kinds[k], kindName(k), name, 1)
+		return createObjectIn(ctx, dyn, kinds[k], kindName(k), ns, name, 1, shardKey(i%max(c.shards, 1)))
 	})
 	if err != nil {
 		return nil, err
@@ -500,6 +554,34 @@ func run(ctx context.Context, c config) (*result, error) {
 	logf("writing Ready status for the new generation (revision 2) on %d HelmReleases", total)
 	if err := released(2, 2, "upgrade done → object Ready (generation 2)", "upgrade done → object Ready"); err != nil {
 		return nil, err
+	}
+
+	if c.single > 0 {
+		logf("%d single changes of each phase", c.single)
+		time.Sleep(2 * time.Second)
+		r.single, err = singleChanges(ctx, cl, dyn, side{ns: ns, gvr: kinds[0], kind: kindName(0),
+			release: func(n string) string { return releaseName(0, n) }, hrs: hrs, objs: objTrackers[0],
+			beforeReady: func(ctx context.Context, hr *helmv2.HelmRelease) error {
+				objs, err := releaseObjects(hr)
+				if err != nil {
+					return err
+				}
+				for _, o := range objs {
+					if err := cl.Create(ctx, o); err != nil {
+						return err
+					}
+				}
+				return nil
+			}}, c.single)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitQuiet(ctx, op, 3*time.Second); err != nil {
+			return nil, err
+		}
+		if last, err = op.counters(); err != nil {
+			return nil, err
+		}
 	}
 
 	logf("status of %s o1 now: %s", kindName(0), describeStatus(objTrackers[0], "o1"))
@@ -779,10 +861,20 @@ func benchDefinition(kind string) *v1alpha1.ApplicationDefinition {
 }
 
 func createObject(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind, name string, replicas int64) error {
+	return createObjectIn(ctx, dyn, gvr, kind, ns, name, replicas, "")
+}
+
+// createObjectIn creates an object in namespace ns, with the shard key
+// label when key is not "".
+func createObjectIn(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind, ns, name string, replicas int64, key string) error {
+	meta := map[string]any{"name": name, "namespace": ns}
+	if key != "" {
+		meta["labels"] = map[string]any{shardLabel: key}
+	}
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": gvr.GroupVersion().String(),
 		"kind":       kind,
-		"metadata":   map[string]any{"name": name, "namespace": ns},
+		"metadata":   meta,
 		"spec":       map[string]any{"replicas": replicas, "size": "1Gi", "mode": "a"},
 	}}
 	_, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{})
@@ -1286,59 +1378,112 @@ func measureBaseline(ctx context.Context, cl client.Client, dyn dynamic.Interfac
 
 // --- the operator process ---------------------------------------------------
 
+// operatorProcess is the operator: one process, or with -shards N, N
+// processes (the first manages definitions and the objects of no shard
+// key, each other one the objects of its key). Its counters and RSS are the
+// sum over the processes.
 type operatorProcess struct {
-	cmd          *exec.Cmd
-	metricsAddr  string
+	procs        []*shardProcess
 	controlPlane []int // kube-apiserver and etcd, whose CPU time counters reads too
 }
 
-// startOperator runs c.operatorBin's `operator` against env, logging to logName
-// in env's log directory; healthInterval 0 keeps its default.
+type shardProcess struct {
+	cmd         *exec.Cmd
+	metricsAddr string
+}
+
+// shardKey is the sharding.chartkind.io/key of shard i of n: none for the
+// first, which manages definitions.
+func shardKey(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return fmt.Sprintf("s%d", i)
+}
+
+// shardArgs are the flags of shard i of n.
+func shardArgs(i, n int) []string {
+	if n <= 1 {
+		return nil
+	}
+	if i == 0 {
+		var others []string
+		for j := 1; j < n; j++ {
+			others = append(others, shardKey(j))
+		}
+		return []string{"--watch-label-selector", shardLabel + " notin (" + strings.Join(others, ",") + ")"}
+	}
+	return []string{"--watch-label-selector", shardLabel + "=" + shardKey(i), "--manage-definitions=false",
+		"--leader-election-id", "chartkind-operator-" + shardKey(i)}
+}
+
+const shardLabel = "sharding.chartkind.io/key"
+
+// startOperator runs c.operatorBin's `operator` against env (c.shards
+// processes), logging to logName in env's log directory; healthInterval 0
+// keeps its default.
 func startOperator(ctx context.Context, env *testenv.Env, c config, healthInterval time.Duration, logName string) (*operatorProcess, error) {
-	metrics, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	logFile, err := os.Create(filepath.Join(env.Dir, "logs", logName))
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"operator", "--kubeconfig", env.KubeconfigPath,
-		"--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
-		"--kube-api-qps", fmt.Sprint(c.operatorQPS), "--kube-api-burst", fmt.Sprint(int(2 * c.operatorQPS)),
-		"--max-concurrent-reconciles", "8", "--log-level", "error",
-		"--release-insight=" + strconv.FormatBool(c.insight)}
-	if healthInterval > 0 {
-		args = append(args, "--health-interval", healthInterval.String())
-	}
-	cmd := exec.Command(c.operatorBin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
 	cp, err := controlPlanePIDs(env.Dir)
 	if err != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
 		return nil, err
 	}
-	op := &operatorProcess{cmd: cmd, metricsAddr: metrics, controlPlane: cp}
-	if err := pollUntil(ctx, time.Minute, func() (bool, error) { _, err := op.writes(); return err == nil, nil }); err != nil {
-		op.stop()
-		return nil, fmt.Errorf("operator metrics never came up (log: %s)", logFile.Name())
+	op := &operatorProcess{controlPlane: cp}
+	n := max(c.shards, 1)
+	for i := 0; i < n; i++ {
+		metrics, err := freeAddr()
+		if err != nil {
+			op.stop()
+			return nil, err
+		}
+		name := logName
+		if i > 0 {
+			name = strings.TrimSuffix(logName, ".log") + "-" + shardKey(i) + ".log"
+		}
+		logFile, err := os.Create(filepath.Join(env.Dir, "logs", name))
+		if err != nil {
+			op.stop()
+			return nil, err
+		}
+		args := []string{"operator", "--kubeconfig", env.KubeconfigPath,
+			"--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
+			"--kube-api-qps", fmt.Sprint(c.operatorQPS), "--kube-api-burst", fmt.Sprint(int(2 * c.operatorQPS)),
+			"--max-concurrent-reconciles", strconv.Itoa(c.reconcilers), "--log-level", "error",
+			"--release-insight=" + strconv.FormatBool(c.insight)}
+		if healthInterval > 0 {
+			args = append(args, "--health-interval", healthInterval.String())
+		}
+		args = append(args, shardArgs(i, n)...)
+		cmd := exec.Command(c.operatorBin, args...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			op.stop()
+			return nil, err
+		}
+		op.procs = append(op.procs, &shardProcess{cmd: cmd, metricsAddr: metrics})
+		one := &operatorProcess{procs: []*shardProcess{op.procs[i]}, controlPlane: cp}
+		if err := pollUntil(ctx, time.Minute, func() (bool, error) { _, err := one.writes(); return err == nil, nil }); err != nil {
+			op.stop()
+			return nil, fmt.Errorf("operator metrics never came up (log: %s)", logFile.Name())
+		}
 	}
 	return op, nil
 }
 
 func (o *operatorProcess) stop() {
-	_ = syscall.Kill(-o.cmd.Process.Pid, syscall.SIGTERM)
+	for _, p := range o.procs {
+		p.stop()
+	}
+}
+
+func (p *shardProcess) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { _ = o.cmd.Wait(); close(done) }()
+	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-o.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
 }
@@ -1353,6 +1498,27 @@ func (o *operatorProcess) writes() (int64, error) {
 // (rest_client_requests_total has no verb label: a GET is a get, a list or
 // the start of a watch) and its reconcile and release observation counters.
 func (o *operatorProcess) counters() (counters, error) {
+	var sum counters
+	for _, p := range o.procs {
+		c, err := p.counters()
+		if err != nil {
+			return counters{}, err
+		}
+		sum.writes, sum.reads, sum.observes, sum.observeErr = sum.writes+c.writes, sum.reads+c.reads, sum.observes+c.observes, sum.observeErr+c.observeErr
+		sum.observeSec, sum.reconciles, sum.opCPU = sum.observeSec+c.observeSec, sum.reconciles+c.reconciles, sum.opCPU+c.opCPU
+	}
+	for _, pid := range o.controlPlane {
+		d, err := cpuTime(pid)
+		if err != nil {
+			return counters{}, err
+		}
+		sum.cpCPU += d
+	}
+	return sum, nil
+}
+
+// counters of one process (without the control plane's CPU).
+func (o *shardProcess) counters() (counters, error) {
 	resp, err := http.Get("http://" + o.metricsAddr + "/metrics")
 	if err != nil {
 		return counters{}, err
@@ -1400,13 +1566,6 @@ func (o *operatorProcess) counters() (counters, error) {
 	c := counters{writes: int64(writes), reads: int64(reads), observes: int64(observes), observeErr: int64(observeErr), observeSec: observeSec, reconciles: int64(reconciles)}
 	if c.opCPU, err = cpuTime(o.cmd.Process.Pid); err != nil {
 		return counters{}, err
-	}
-	for _, pid := range o.controlPlane {
-		d, err := cpuTime(pid)
-		if err != nil {
-			return counters{}, err
-		}
-		c.cpCPU += d
 	}
 	return c, nil
 }
@@ -1460,7 +1619,19 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * (time.Second / 100), nil
 }
 
+// rss is the sum over the processes.
 func (o *operatorProcess) rss() (rss, hwm int64, err error) {
+	for _, p := range o.procs {
+		r, h, err := p.rss()
+		if err != nil {
+			return 0, 0, err
+		}
+		rss, hwm = rss+r, hwm+h
+	}
+	return rss, hwm, nil
+}
+
+func (o *shardProcess) rss() (rss, hwm int64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.cmd.Process.Pid))
 	if err != nil {
 		return 0, 0, err

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// OwnWrites remembers the resourceVersion of the HelmRelease version each
+// of chartkind's own writes produced. The watch event of that version
+// tells the engine nothing new (the reconcile that wrote it already
+// mirrored it into the object's status), so it costs no reconcile: each
+// created or updated HelmRelease then takes one reconcile instead of two,
+// a GET of the object and a worker's time fewer. Any other version (helm-
+// controller's status, a user's edit, a later write) is reconciled as
+// before; so is an own write whose event never came, since the next
+// version simply differs.
+type OwnWrites struct {
+	mu sync.Mutex
+	rv map[types.NamespacedName]string
+}
+
+// NewOwnWrites returns an empty OwnWrites.
+func NewOwnWrites() *OwnWrites { return &OwnWrites{rv: map[types.NamespacedName]string{}} }
+
+// Wrap returns c, recording the HelmReleases its Create and Update write.
+func (w *OwnWrites) Wrap(c client.Client) client.Client { return &recordingClient{Client: c, w: w} }
+
+func (w *OwnWrites) record(obj client.Object) {
+	if _, ok := obj.(*helmv2.HelmRelease); !ok || obj.GetResourceVersion() == "" {
+		return
+	}
+	w.mu.Lock()
+	w.rv[client.ObjectKeyFromObject(obj)] = obj.GetResourceVersion()
+	w.mu.Unlock()
+}
+
+// own reports whether hr is the version an own write produced, and
+// forgets it: one write, one event.
+func (w *OwnWrites) own(hr *helmv2.HelmRelease) bool {
+	if w == nil {
+		return false
+	}
+	key := client.ObjectKeyFromObject(hr)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rv, ok := w.rv[key]
+	if !ok {
+		return false
+	}
+	if rv == hr.ResourceVersion {
+		delete(w.rv, key)
+		return true
+	}
+	return false
+}
+
+// forget drops what is known of a deleted HelmRelease.
+func (w *OwnWrites) forget(hr *helmv2.HelmRelease) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	delete(w.rv, client.ObjectKeyFromObject(hr))
+	w.mu.Unlock()
+}
+
+type recordingClient struct {
+	client.Client
+	w *OwnWrites
+}
+
+func (c *recordingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	err := c.Client.Create(ctx, obj, opts...)
+	if err == nil {
+		c.w.record(obj)
+	}
+	return err
+}
+
+func (c *recordingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	err := c.Client.Update(ctx, obj, opts...)
+	if err == nil {
+		c.w.record(obj)
+	}
+	return err
+}

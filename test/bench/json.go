@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"math"
+	"time"
+)
+
+// phases3 is one figure for each of the three phases the ideal mirror has.
+type phases3 struct {
+	Create float64 `json:"create"`
+	Ready  float64 `json:"ready"`
+	Update float64 `json:"update"`
+}
+
+// jsonResult is what `-json` prints: throughputs in objects/s, latencies in
+// milliseconds, ratios chartkind / ideal.
+type jsonResult struct {
+	Kinds   int  `json:"kinds"`
+	Objects int  `json:"objects"` // per kind
+	Insight bool `json:"insight"`
+	Shards  int  `json:"shards"` // operator processes; RSS and writes are their sums
+	CPUs    int  `json:"cpus"`
+	// Bulk phases: every object changed at once, objects/s over the phase.
+	Ideal     *phases3 `json:"ideal,omitempty"`
+	Chartkind phases3  `json:"chartkind"`
+	// Chartkind's throughput as a percentage of the ideal mirror's.
+	PercentOfIdeal *phases3 `json:"percentOfIdeal,omitempty"`
+	// One change at a time: p50 latency, and chartkind's p50 / the ideal's p50.
+	SingleIdealP50Ms     *phases3 `json:"singleIdealP50Ms,omitempty"`
+	SingleChartkindP50Ms *phases3 `json:"singleChartkindP50Ms,omitempty"`
+	SingleLatencyRatio   *phases3 `json:"singleLatencyRatio,omitempty"`
+	// The API server's own create → watch event latency (ConfigMaps), p50.
+	BaselineP50Ms float64 `json:"baselineP50Ms"`
+	// Definition created → kind served.
+	ServedP50Ms float64 `json:"servedP50Ms"`
+	ServedP99Ms float64 `json:"servedP99Ms"`
+	RSSMiB      float64 `json:"rssMiB"`
+	PeakRSSMiB  float64 `json:"peakRssMiB"`
+	IdleWrites  int64   `json:"idleWrites"`
+	// Restart: writes of the restarted operator's start sync, and how long it took.
+	RestartWrites    *int64   `json:"restartWrites,omitempty"`
+	RestartSyncedSec *float64 `json:"restartSyncedSec,omitempty"`
+	WritesPerObject  phases3  `json:"writesPerObject"`
+	ReadsPerObject   phases3  `json:"readsPerObject"`
+}
+
+func writeJSON(w io.Writer, c config, r *result) error {
+	tp := func(p phaseResult) float64 { return round1(float64(r.total) / p.wall.Seconds()) }
+	j := jsonResult{Kinds: c.kinds, Objects: c.objects, Insight: r.insight, CPUs: numCPU(), Shards: max(c.shards, 1),
+		BaselineP50Ms: ms(pct(r.baseline, 50)), ServedP50Ms: ms(pct(r.served, 50)), ServedP99Ms: ms(pct(r.served, 99)),
+		RSSMiB: round1(mib(r.rss)), PeakRSSMiB: round1(mib(r.hwm)), IdleWrites: r.idleOps.writes}
+	if len(r.phases) >= 3 {
+		j.Chartkind = phases3{tp(r.phases[0]), tp(r.phases[1]), tp(r.phases[2])}
+		per := func(i int, n func(counters) int64) float64 { return round2(r.phases[i].per(n(r.phases[i].ops))) }
+		wr := func(c counters) int64 { return c.writes }
+		rd := func(c counters) int64 { return c.reads }
+		j.WritesPerObject = phases3{per(0, wr), per(1, wr), per(2, wr)}
+		j.ReadsPerObject = phases3{per(0, rd), per(1, rd), per(2, rd)}
+	}
+	if id := r.ideal; id != nil && len(id.phases) == 3 {
+		j.Ideal = &phases3{tp(id.phases[0]), tp(id.phases[1]), tp(id.phases[2])}
+		j.PercentOfIdeal = &phases3{round1(100 * j.Chartkind.Create / j.Ideal.Create), round1(100 * j.Chartkind.Ready / j.Ideal.Ready), round1(100 * j.Chartkind.Update / j.Ideal.Update)}
+		if len(id.single[0]) > 0 && len(r.single[0]) > 0 {
+			p := func(s [3][]time.Duration) *phases3 {
+				return &phases3{ms(pct(s[0], 50)), ms(pct(s[1], 50)), ms(pct(s[2], 50))}
+			}
+			j.SingleIdealP50Ms, j.SingleChartkindP50Ms = p(id.single), p(r.single)
+			j.SingleLatencyRatio = &phases3{round2(j.SingleChartkindP50Ms.Create / j.SingleIdealP50Ms.Create),
+				round2(j.SingleChartkindP50Ms.Ready / j.SingleIdealP50Ms.Ready), round2(j.SingleChartkindP50Ms.Update / j.SingleIdealP50Ms.Update)}
+		}
+	}
+	if rc := r.recheck; rc != nil {
+		w, s := rc.startOps.writes, round1(rc.startTook.Seconds())
+		j.RestartWrites, j.RestartSyncedSec = &w, &s
+	}
+	enc := json.NewEncoder(w)
+	return enc.Encode(j)
+}
+
+func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
+func round1(f float64) float64   { return math.Round(f*10) / 10 }
+func round2(f float64) float64   { return math.Round(f*100) / 100 }
