@@ -12,9 +12,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// renderArgs renders the chart's Deployment client-side (`helm template`)
+// renderDeploymentArgs renders the chart's Deployment client-side (`helm template`)
 // with values and returns the operator's arguments.
-func renderArgs(t *testing.T, values map[string]any) []string {
+func renderDeploymentArgs(t *testing.T, values map[string]any) []string {
 	t.Helper()
 	ch := loadChart(t)
 	opts := chartutil.ReleaseOptions{Name: "chartkind", Namespace: "chartkind-system", IsInstall: true, Revision: 1}
@@ -54,23 +54,23 @@ func renderArgs(t *testing.T, values map[string]any) []string {
 // with these flags.
 func TestMultiTenantProfileRenders(t *testing.T) {
 	profile := []string{"--default-service-account=chartkind-release", "--no-cross-namespace-refs"}
-	def := renderArgs(t, map[string]any{})
+	def := renderDeploymentArgs(t, map[string]any{})
 	for _, a := range def {
 		if strings.HasPrefix(a, "--default-service-account") || a == "--no-cross-namespace-refs" || a == "--require-service-account" {
 			t.Errorf("default install passes %s", a)
 		}
 	}
-	on := renderArgs(t, map[string]any{"multiTenant": map[string]any{"enabled": true}})
+	on := renderDeploymentArgs(t, map[string]any{"multiTenant": map[string]any{"enabled": true}})
 	for _, want := range profile {
 		if !slices.Contains(on, want) {
 			t.Errorf("multiTenant.enabled: %s missing from %v", want, on)
 		}
 	}
-	named := renderArgs(t, map[string]any{"multiTenant": map[string]any{"enabled": true, "defaultServiceAccount": "releases"}})
+	named := renderDeploymentArgs(t, map[string]any{"multiTenant": map[string]any{"enabled": true, "defaultServiceAccount": "releases"}})
 	if !slices.Contains(named, "--default-service-account=releases") {
 		t.Errorf("multiTenant.defaultServiceAccount not passed: %v", named)
 	}
-	req := renderArgs(t, map[string]any{"multiTenant": map[string]any{"enabled": true, "defaultServiceAccount": ""}})
+	req := renderDeploymentArgs(t, map[string]any{"multiTenant": map[string]any{"enabled": true, "defaultServiceAccount": ""}})
 	if !slices.Contains(req, "--require-service-account") || slices.ContainsFunc(req, func(a string) bool { return strings.HasPrefix(a, "--default-service-account") }) {
 		t.Errorf("without a default service account the profile must require one: %v", req)
 	}
