@@ -159,7 +159,7 @@ func roundTrip(t *testing.T, env *testenv.Env, cc corpus.Chart) (accepted, refus
 		}
 	})
 
-	specs := crdMutations(res.CRD.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"], 40)
+	specs := crdMutations(res.CRD.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"], 30)
 	for i, spec := range specs {
 		specJSON, _ := json.Marshal(spec)
 		var decoded map[string]any
