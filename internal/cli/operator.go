@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/chartkind/chartkind/internal/mirror"
 	"github.com/chartkind/chartkind/internal/operator"
 )
 
@@ -74,9 +75,21 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chartkind operator: unexpected arguments %v\n", fs.Args())
 		return 2
 	}
-	if _, err := labels.Parse(opts.WatchLabelSelector); err != nil {
+	sel, err := labels.Parse(opts.WatchLabelSelector)
+	if err != nil {
 		fmt.Fprintf(stderr, "chartkind operator: --watch-label-selector %q: %v\n", opts.WatchLabelSelector, err)
 		return 2
+	}
+	if reqs, _ := sel.Requirements(); len(reqs) > 0 {
+		// Only the shard key is copied onto HelmReleases, and the HelmRelease
+		// cache is filtered with the same selector: a selector on another
+		// label would leave this operator's own HelmReleases out of it.
+		for _, r := range reqs {
+			if r.Key() != mirror.ShardLabel {
+				fmt.Fprintf(stderr, "chartkind operator: --watch-label-selector %q: only the shard key %s may be selected on, not %s (docs/sharding.md)\n", opts.WatchLabelSelector, mirror.ShardLabel, r.Key())
+				return 2
+			}
+		}
 	}
 	opts.ShardOnly = !*manageDefs
 	if opts.ShardOnly {

@@ -14,6 +14,8 @@ func TestOperatorShardFlags(t *testing.T) {
 	}{
 		{[]string{"--manage-definitions=false", "--webhook"}, "--webhook needs --manage-definitions"},
 		{[]string{"--watch-label-selector", "sharding.chartkind.io/key in (a"}, "--watch-label-selector"},
+		{[]string{"--watch-label-selector", "team=a"}, "only the shard key sharding.chartkind.io/key may be selected on, not team"},
+		{[]string{"--default-service-account", "Not_A_Name"}, "--default-service-account=\"Not_A_Name\""},
 	} {
 		var out, errOut bytes.Buffer
 		code := runOperator(c.args, &out, &errOut)

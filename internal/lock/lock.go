@@ -130,6 +130,10 @@ func lockAt(node *apiextensionsv1.JSONSchemaProps, definition, path string, segs
 			if err := lockAt(&child, definition, path, segs[1:], at+"."+name, hint); err != nil {
 				return err
 			}
+			// Not nullable: a null parent would skip the lock's rule and, in
+			// Helm, delete the chart's defaults below it, the locked one
+			// included. The API server drops it instead.
+			child.Nullable = false
 			node.Properties[name] = child
 			return nil
 		case node.AdditionalProperties != nil:
@@ -210,7 +214,10 @@ func lockedSchema(orig apiextensionsv1.JSONSchemaProps, definition string, hint 
 	default:
 		s.Type = typ
 	}
-	s.Nullable = orig.Nullable
+	// Never nullable: the API server treats a null of a nullable field as
+	// absent in CEL (so !has passes), and Helm would then drop the chart's
+	// default. A null is dropped by the API server instead, and the chart's
+	// default (or the administrator's value) stays.
 	return s
 }
 

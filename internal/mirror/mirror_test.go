@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,21 @@ func TestApplyDesiredIgnoresServerDefaults(t *testing.T) {
 	}
 	if ref := metav1.GetControllerOf(fixed); ref == nil || ref.UID != "uid-1" {
 		t.Errorf("controller reference: %+v", ref)
+	}
+}
+
+// With one storage namespace for every release, objects of the same name in
+// two namespaces must not share a Helm release.
+func TestHelmReleaseNameWithStorageNamespace(t *testing.T) {
+	if got := helmReleaseName("a", "redis-db", ""); got != "redis-db" {
+		t.Errorf("without a storage namespace: %q", got)
+	}
+	a, b := helmReleaseName("tenant-a", "redis-db", "helm"), helmReleaseName("tenant-b", "redis-db", "helm")
+	if a != "tenant-a-redis-db" || a == b {
+		t.Errorf("with a storage namespace: %q and %q", a, b)
+	}
+	long := helmReleaseName(strings.Repeat("n", 63), strings.Repeat("x", 53), "helm")
+	if len(long) != 53 || long == helmReleaseName(strings.Repeat("n", 63), strings.Repeat("x", 52)+"y", "helm") {
+		t.Errorf("shortened names: %q (%d)", long, len(long))
 	}
 }

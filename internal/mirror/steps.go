@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
@@ -471,7 +473,7 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 		ValuesFrom:         append([]helmv2.ValuesReference(nil), rel.ValuesFrom...),
 		ServiceAccountName: rel.ServiceAccountName,
 		TargetNamespace:    rel.TargetNamespace,
-		ReleaseName:        t.names.ReleaseName(obj.GetName()),
+		ReleaseName:        helmReleaseName(obj.GetNamespace(), t.names.ReleaseName(obj.GetName()), rel.StorageNamespace),
 		StorageNamespace:   rel.StorageNamespace,
 		MaxHistory:         copyInt(rel.MaxHistory),
 		KubeConfig:         rel.KubeConfig.DeepCopy(),
@@ -541,6 +543,25 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 		}
 	}
 	hr.SetOwnerReferences(refs)
+}
+
+// helmReleaseName is the Helm release name of an object's HelmRelease named
+// name. Helm keys release records by name within their storage namespace:
+// when the definition stores every release's records in one namespace,
+// objects of the same name in two namespaces would share one Helm release
+// and each upgrade would replace the other's objects. So with a storage
+// namespace the object's namespace is part of the name, shortened the way
+// helm-controller shortens names over Helm's 53 characters.
+func helmReleaseName(namespace, name, storageNamespace string) string {
+	if storageNamespace == "" {
+		return name
+	}
+	full := namespace + "-" + name
+	if len(full) <= 53 {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	return full[:40] + "-" + hex.EncodeToString(sum[:])[:12]
 }
 
 // releaseEqual compares what applyDesired may change.

@@ -227,7 +227,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 	if opts.ShardOnly {
-		if err := setupShard(mgr, eng, log.WithName("shard")); err != nil {
+		if err := setupShard(mgr, eng, log.WithName("shard"), opts); err != nil {
 			return nil, fmt.Errorf("operator: setting up the shard: %w", err)
 		}
 		return &Operator{mgr: mgr, engine: eng}, nil

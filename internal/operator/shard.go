@@ -19,10 +19,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	defctrl "github.com/chartkind/chartkind/internal/controller/definition"
 	"github.com/chartkind/chartkind/internal/crd"
 	"github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/engine"
 	"github.com/chartkind/chartkind/internal/mirror"
+	"github.com/chartkind/chartkind/internal/tenancy"
 )
 
 // shardServer is what a shard runs in place of the definition controller
@@ -37,10 +39,16 @@ type shardServer struct {
 	cached client.Client
 	engine *engine.Engine
 	log    logr.Logger
+	// requireSA and policy are the operator's --require-service-account and
+	// multi-tenant policy: a shard refuses what the managing operator
+	// refuses (refused).
+	requireSA bool
+	policy    tenancy.Policy
 }
 
-func setupShard(mgr manager.Manager, eng *engine.Engine, log logr.Logger) error {
-	s := &shardServer{reader: mgr.GetAPIReader(), cached: mgr.GetClient(), engine: eng, log: log}
+func setupShard(mgr manager.Manager, eng *engine.Engine, log logr.Logger, opts Options) error {
+	s := &shardServer{reader: mgr.GetAPIReader(), cached: mgr.GetClient(), engine: eng, log: log,
+		requireSA: opts.RequireServiceAccount, policy: opts.Policy}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("applicationdefinition-shard").
 		For(&v1alpha1.ApplicationDefinition{}).
@@ -92,6 +100,13 @@ func (s *shardServer) Reconcile(ctx context.Context, req reconcile.Request) (rec
 	if !established(c) {
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
+	if why := s.refused(def); why != "" {
+		// The managing operator says why on the definition, and keeps the
+		// settings it last served; so does this shard: the refused settings
+		// reach none of its HelmReleases.
+		s.log.Info("definition refused, keeping what was served", "definition", def.Name, "generation", def.Generation, "reason", why)
+		return reconcile.Result{}, nil
+	}
 	if err := s.engine.Serve(ctx, def); err != nil {
 		return reconcile.Result{}, fmt.Errorf("serving %s: %w", def.Name, err)
 	}
@@ -129,4 +144,16 @@ func established(c *apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
+}
+
+// refused names why the managing operator refuses def before serving it
+// (definition controller: ServiceAccountRequired, InvalidRelease), or "".
+func (s *shardServer) refused(def *v1alpha1.ApplicationDefinition) string {
+	if sa, _ := s.policy.ServiceAccount(&def.Spec.Release); s.requireSA && sa == "" {
+		return defctrl.ReasonServiceAccountRequired
+	}
+	if len(definition.ReleaseProblems(def)) > 0 {
+		return defctrl.ReasonInvalidRelease
+	}
+	return ""
 }

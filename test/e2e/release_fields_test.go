@@ -136,10 +136,13 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	e.waitCondition(t, cache, mirror.ConditionDependenciesReady, "True")
 	hr := &helmv2.HelmRelease{}
 	must(t, c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "tuned-cache"}, hr))
+	if hr.Spec.ReleaseName != ns+"-tuned-cache" {
+		t.Errorf("HelmRelease spec.releaseName = %q, want the object's namespace in it (records of all namespaces share helm-records)", hr.Spec.ReleaseName)
+	}
 	if hr.Status.StorageNamespace != "helm-records" {
 		t.Errorf("HelmRelease status.storageNamespace = %q, want helm-records", hr.Status.StorageNamespace)
 	}
-	if n := len(helmRecords(t, c, "helm-records", "tuned-cache")); n != 1 {
+	if n := len(helmRecords(t, c, "helm-records", ns+"-tuned-cache")); n != 1 {
 		t.Errorf("%d Helm records in helm-records, want 1", n)
 	}
 	if n := len(helmRecords(t, c, ns, "tuned-cache")); n != 0 {
@@ -168,7 +171,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 		waitConfig(t, e.Env, ns, "tuned-cache-config", "maxmemory "+mem)
 		e.WaitForReady(t, cache, stepTimeout)
 	}
-	if n := len(helmRecords(t, c, "helm-records", "tuned-cache")); n != 2 {
+	if n := len(helmRecords(t, c, "helm-records", ns+"-tuned-cache")); n != 2 {
 		t.Errorf("%d Helm records after 4 revisions with maxHistory 2, want 2", n)
 	}
 	done()
@@ -232,7 +235,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 		}
 		return nil
 	})
-	if recs := helmRecords(t, c, "helm-records", "tuned-cache"); len(recs) == 0 {
+	if recs := helmRecords(t, c, "helm-records", ns+"-tuned-cache"); len(recs) == 0 {
 		t.Errorf("no Helm records left after uninstall with keepHistory")
 	} else {
 		t.Logf("records kept after uninstall: %d, latest status %s", len(recs), recs[len(recs)-1].Labels["status"])

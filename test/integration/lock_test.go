@@ -76,6 +76,23 @@ func TestLockedValues(t *testing.T) {
 		}
 	}
 
+	// A null at a locked path, or at a parent of one, would delete the
+	// chart's default in Helm: the API server drops it, and no null reaches
+	// the HelmRelease.
+	nulls := createObject(t, def, ns, "nulls", map[string]any{"replicas": int64(1), "size": nil, "tags": nil})
+	waitRelease(t, ns, "lockedwidget-nulls", func(hr *helmv2.HelmRelease) error {
+		v := releaseValues(hr)
+		for _, k := range []string{"size", "tags"} {
+			if _, has := v[k]; has {
+				return fmt.Errorf("values %v: %s: null reached the release", v, k)
+			}
+		}
+		return nil
+	})
+	if err := env.Client.Delete(context.Background(), nulls); err != nil {
+		t.Fatal(err)
+	}
+
 	obj := createObject(t, def, ns, "w1", map[string]any{"replicas": int64(1), "tags": map[string]any{"other": "y"}})
 	rel := "lockedwidget-w1"
 	waitRelease(t, ns, rel, func(hr *helmv2.HelmRelease) error {
