@@ -30,7 +30,7 @@ const (
 	// namespace.
 	AnnotationDependsOn = "apps.chartkind.io/depends-on"
 	// AnnotationDependsOnForwarded on a HelmRelease says that chartkind set
-	// its dependsOn from the object's annotation, so removing the last
+	// its dependsOn (the administrator's or the object's), so removing the last
 	// dependency clears it.
 	AnnotationDependsOnForwarded = "apps.chartkind.io/depends-on-forwarded"
 
@@ -58,6 +58,9 @@ type dependencies struct {
 	user []helmv2.DependencyReference
 	// condition is DependenciesReady, nil when there is no dependency.
 	condition *metav1.Condition
+	// keep: the annotation could not be read, so the HelmRelease keeps the
+	// dependencies it has rather than losing the valid ones with the typo.
+	keep bool
 }
 
 // depNode is an application object taking part in dependencies.
@@ -114,7 +117,8 @@ func (m *Mirror) resolveDependencies(ctx context.Context, t *target, obj *unstru
 	self := depNode{def: t.def, name: obj.GetName()}
 	direct, problem := resolveRefs(self, refs, defs)
 	if problem != "" {
-		return fail(ReasonInvalidDependency, "annotation "+AnnotationDependsOn+": "+problem)
+		out.keep = true
+		return fail(ReasonInvalidDependency, "annotation "+AnnotationDependsOn+": "+problem+"; the HelmRelease keeps the dependencies it has until it is fixed")
 	}
 	seen := map[string]bool{}
 	for _, d := range direct {
@@ -145,7 +149,9 @@ func (m *Mirror) resolveDependencies(ctx context.Context, t *target, obj *unstru
 	var waiting []string
 	check := func(ns, name, what, readyExpr string) (bool, error) {
 		hr := &helmv2.HelmRelease{}
-		if err := m.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, hr); err != nil {
+		// From the API server: a shard's HelmRelease cache holds only its
+		// own shard's, and an administrator's dependency is in none.
+		if err := m.live.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, hr); err != nil {
 			if apierrors.IsNotFound(err) {
 				return false, nil
 			}
@@ -305,9 +311,13 @@ func dependencyRecheckAfter(deps *dependencies, after time.Duration) time.Durati
 
 // dependsOn is the HelmRelease's dependsOn: the administrator's, then the
 // object's, without repeats. owned says whether it is set even when empty:
-// chartkind forwarded the object's dependencies before (see
-// AnnotationDependsOnForwarded).
+// chartkind forwarded dependencies (the administrator's or the object's)
+// before (see AnnotationDependsOnForwarded), so removing the last one
+// reaches the HelmRelease.
 func dependsOn(admin []helmv2.DependencyReference, deps *dependencies, hr *helmv2.HelmRelease) ([]helmv2.DependencyReference, bool) {
+	if deps != nil && deps.keep {
+		return append([]helmv2.DependencyReference(nil), hr.Spec.DependsOn...), true
+	}
 	var out []helmv2.DependencyReference
 	seen := map[string]bool{}
 	add := func(d helmv2.DependencyReference) {

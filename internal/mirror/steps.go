@@ -523,9 +523,12 @@ func (m *Mirror) applyDesired(t *target, obj *unstructured.Unstructured, hr *hel
 	}
 	ann[AnnotationGeneration] = strconv.FormatInt(obj.GetGeneration(), 10)
 	applyOperations(obj, hr, ann)
-	if t.deps != nil && len(t.deps.user) > 0 {
+	switch {
+	case t.deps != nil && t.deps.keep:
+		// Unreadable annotation: dependencies left as they are.
+	case len(want.DependsOn) > 0:
 		ann[AnnotationDependsOnForwarded] = "true"
-	} else {
+	default:
 		delete(ann, AnnotationDependsOnForwarded)
 	}
 	hr.SetAnnotations(ann)
