@@ -148,7 +148,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	if n := len(helmRecords(t, c, ns, "tuned-cache")); n != 0 {
 		t.Errorf("%d Helm records in the object's namespace, want 0 (storageNamespace)", n)
 	}
-	cm := e.configMap(t, ns, "tuned-cache-config")
+	cm := e.configMap(t, ns, ns+"-tuned-cache-config")
 	if cm.Labels["platform.example.com/patched"] != "yes" {
 		t.Errorf("post-renderer patch not applied: labels %v", cm.Labels)
 	}
@@ -161,14 +161,14 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	requestReconcile(t, e, cache)
 	drifted := e.waitCondition(t, cache, "Drifted", "True", "has drifted from the desired state")
 	t.Logf("Drifted on the object: %v", conditionOf(drifted, "Drifted"))
-	waitConfig(t, e.Env, ns, "tuned-cache-config", "maxmemory 64mb")
+	waitConfig(t, e.Env, ns, ns+"-tuned-cache-config", "maxmemory 64mb")
 	e.WaitForReady(t, cache, stepTimeout)
 	done()
 
 	done = timed(t, "maxHistory 2: three upgrades leave two Helm records")
 	for _, mem := range []string{"65mb", "66mb", "67mb"} {
 		e.patchSpec(t, cache, map[string]any{"maxmemory": mem})
-		waitConfig(t, e.Env, ns, "tuned-cache-config", "maxmemory "+mem)
+		waitConfig(t, e.Env, ns, ns+"-tuned-cache-config", "maxmemory "+mem)
 		e.WaitForReady(t, cache, stepTimeout)
 	}
 	if n := len(helmRecords(t, c, "helm-records", ns+"-tuned-cache")); n != 2 {
@@ -182,7 +182,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	t.Logf("Remediated on the object: %v", conditionOf(remediated, "Remediated"))
 	testenv.WaitFor(t, stepTimeout, "the ConfigMap to be rolled back", func(ctx context.Context) error {
 		cm := &corev1.ConfigMap{}
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "tuned-cache-config"}, cm); err != nil {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: ns + "-tuned-cache-config"}, cm); err != nil {
 			return err
 		}
 		if cm.Data["replicas"] != "1" || !strings.Contains(cm.Data["redis.conf"], "maxmemory 67mb") {
@@ -217,7 +217,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	must(t, c.Create(ctx, app))
 	e.waitCondition(t, app, mirror.ConditionDependenciesReady, "False", "waiting for Tuned broken (HelmRelease tuned-broken) to be Ready")
 	e.waitCondition(t, app, "Ready", "False", "tuned-broken")
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "tuned-app-config"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: ns + "-tuned-app-config"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 		t.Errorf("app installed before its dependency was Ready (%v)", err)
 	}
 	// broken is fixed (and retried, as the retry hint says): app follows.
@@ -230,7 +230,7 @@ func TestReleaseFieldsThroughRealHelm(t *testing.T) {
 	must(t, c.Delete(ctx, cache))
 	e.WaitForDeleted(t, hr, stepTimeout)
 	testenv.WaitFor(t, stepTimeout, "tuned-cache-config to be uninstalled", func(ctx context.Context) error {
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "tuned-cache-config"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: ns + "-tuned-cache-config"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("still there (%v)", err)
 		}
 		return nil
