@@ -39,29 +39,8 @@ import (
 func TestCorpusAgreement(t *testing.T) {
 	quietHelm(t)
 	charts := corpus.Load(t)
-	var (
-		mu    sync.Mutex
-		total = newStats()
-	)
-	t.Run("chart", func(t *testing.T) {
-		for _, cc := range charts {
-			t.Run(cc.Name, func(t *testing.T) {
-				t.Parallel()
-				st := agree(t, cc)
-				mu.Lock()
-				total.merge(st)
-				mu.Unlock()
-			})
-		}
-	})
-	total.log(t)
-	if n := len(total.disagreements); n > 0 {
-		shown := total.disagreements
-		if len(shown) > 15 {
-			shown = shown[:15]
-		}
-		t.Fatalf("%d disagreement(s) with Helm; the first:\n%s", n, strings.Join(shown, "\n"))
-	}
+	total := eachChart(t, charts, agree)
+	total.failOnDisagreements(t, "disagreement(s) with Helm")
 	if len(charts) < 60 {
 		t.Fatalf("the corpus has %d charts, expected 60", len(charts))
 	}
@@ -304,4 +283,37 @@ func indexOf(l []string, s string) int {
 		}
 	}
 	return len(l)
+}
+
+// eachChart runs per on every chart in parallel subtests and sums their stats.
+func eachChart(t *testing.T, charts []corpus.Chart, per func(*testing.T, corpus.Chart) *stats) *stats {
+	var (
+		mu    sync.Mutex
+		total = newStats()
+	)
+	t.Run("chart", func(t *testing.T) {
+		for _, cc := range charts {
+			t.Run(cc.Name, func(t *testing.T) {
+				t.Parallel()
+				st := per(t, cc)
+				mu.Lock()
+				total.merge(st)
+				mu.Unlock()
+			})
+		}
+	})
+	total.log(t)
+	return total
+}
+
+// failOnDisagreements fails the test listing the first disagreements.
+func (s *stats) failOnDisagreements(t *testing.T, what string) {
+	t.Helper()
+	if n := len(s.disagreements); n > 0 {
+		shown := s.disagreements
+		if len(shown) > 15 {
+			shown = shown[:15]
+		}
+		t.Fatalf("%d %s; the first:\n%s", n, what, strings.Join(shown, "\n"))
+	}
 }

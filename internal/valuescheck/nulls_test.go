@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -40,29 +39,8 @@ import (
 func TestNullsGetHelmsVerdict(t *testing.T) {
 	quietHelm(t)
 	charts := corpus.Load(t)
-	var (
-		mu    sync.Mutex
-		total = newStats()
-	)
-	t.Run("chart", func(t *testing.T) {
-		for _, cc := range charts {
-			t.Run(cc.Name, func(t *testing.T) {
-				t.Parallel()
-				st := nullCases(t, cc)
-				mu.Lock()
-				total.merge(st)
-				mu.Unlock()
-			})
-		}
-	})
-	total.log(t)
-	if n := len(total.disagreements); n > 0 {
-		shown := total.disagreements
-		if len(shown) > 15 {
-			shown = shown[:15]
-		}
-		t.Fatalf("%d null case(s) without Helm's verdict; the first:\n%s", n, strings.Join(shown, "\n"))
-	}
+	total := eachChart(t, charts, nullCases)
+	total.failOnDisagreements(t, "null case(s) without Helm's verdict")
 	if total.normalized > 0 {
 		t.Fatalf("%d null(s) admitted but dropped by the API server before the webhook", total.normalized)
 	}
