@@ -3,10 +3,8 @@ package operator
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/go-logr/logr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,7 +21,6 @@ import (
 	"github.com/chartkind/chartkind/internal/crd"
 	"github.com/chartkind/chartkind/internal/definition"
 	"github.com/chartkind/chartkind/internal/engine"
-	"github.com/chartkind/chartkind/internal/mirror"
 	"github.com/chartkind/chartkind/internal/tenancy"
 )
 
@@ -117,24 +114,11 @@ func (s *shardServer) Reconcile(ctx context.Context, req reconcile.Request) (rec
 // object of def's kind, as the definition controller does for its own
 // (deletionPolicy Delete): with the CRD gone, nothing else would.
 func (s *shardServer) deleteReleases(ctx context.Context, def *v1alpha1.ApplicationDefinition) error {
-	n := definition.Effective(def)
-	var list helmv2.HelmReleaseList
-	if err := s.cached.List(ctx, &list, client.MatchingLabels{mirror.LabelDefinition: def.Name}); err != nil {
-		return fmt.Errorf("listing HelmReleases of %s: %w", def.Name, err)
+	deleted, err := defctrl.DeleteKindReleases(ctx, s.cached, def)
+	for _, hr := range deleted {
+		s.log.Info("deleted HelmRelease of a deleted definition's kind", "definition", def.Name, "helmRelease", hr)
 	}
-	for i := range list.Items {
-		hr := &list.Items[i]
-		ref := metav1.GetControllerOf(hr)
-		if ref == nil || ref.Kind != n.Kind || !strings.HasPrefix(ref.APIVersion, n.Group+"/") || hr.DeletionTimestamp != nil {
-			continue
-		}
-		uid := hr.UID
-		if err := s.cached.Delete(ctx, hr, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("deleting HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
-		}
-		s.log.Info("deleted HelmRelease of a deleted definition's kind", "definition", def.Name, "helmRelease", hr.Namespace+"/"+hr.Name)
-	}
-	return nil
+	return err
 }
 
 func established(c *apiextensionsv1.CustomResourceDefinition) bool {

@@ -604,14 +604,23 @@ const releaseDefinitionLabel = "apps.chartkind.io/definition"
 
 // deleteReleases deletes the HelmReleases of the definition's objects, which
 // go with the CRD: nothing else would (no garbage collector is assumed, and the
-// kind is no longer served). Only HelmReleases controlled by an object of the
-// kind are deleted.
+// kind is no longer served).
 func (r *Reconciler) deleteReleases(ctx context.Context, def *v1alpha1.ApplicationDefinition) error {
+	_, err := DeleteKindReleases(ctx, r.Client, def)
+	return err
+}
+
+// DeleteKindReleases deletes the HelmReleases c lists (a cache: a shard's
+// holds its own shard's) that are labelled with def and controlled by an
+// object of its kind, and returns their namespace/name. A HelmRelease
+// replaced meanwhile (another UID) is left alone.
+func DeleteKindReleases(ctx context.Context, c client.Client, def *v1alpha1.ApplicationDefinition) ([]string, error) {
 	n := names.Effective(def)
 	var list helmv2.HelmReleaseList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}); err != nil {
-		return fmt.Errorf("listing HelmReleases of %s: %w", def.Name, err)
+	if err := c.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}); err != nil {
+		return nil, fmt.Errorf("listing HelmReleases of %s: %w", def.Name, err)
 	}
+	var deleted []string
 	for i := range list.Items {
 		hr := &list.Items[i]
 		ref := metav1.GetControllerOf(hr)
@@ -619,11 +628,12 @@ func (r *Reconciler) deleteReleases(ctx context.Context, def *v1alpha1.Applicati
 			continue
 		}
 		uid := hr.UID
-		if err := r.Client.Delete(ctx, hr, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("deleting HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
+		if err := c.Delete(ctx, hr, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return deleted, fmt.Errorf("deleting HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
 		}
+		deleted = append(deleted, hr.Namespace+"/"+hr.Name)
 	}
-	return nil
+	return deleted, nil
 }
 
 // writeStatus writes the status when it changed, and records an event when
