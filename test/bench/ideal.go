@@ -552,14 +552,4 @@ func startIdeal(ctx context.Context, env *testenv.Env, c config) (*idealProcess,
 	return nil, fmt.Errorf("the ideal mirror never synced (log: %s)", logFile.Name())
 }
 
-func (p *idealProcess) stop() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-}
+func (p *idealProcess) stop() { stopGroup(p.cmd) }

@@ -682,21 +682,8 @@ func TestReliabilityInvalidValuesOnHelmRelease(t *testing.T) {
 func TestReliabilityChartSchemaDoesNotCompile(t *testing.T) {
 	startOperator(t)
 	ctx := ctxT(t)
-	srcNS := newNamespace(t)
 	ns := newNamespace(t)
-	if err := env.Client.Create(ctx, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: "gadgets"},
-		Spec: sourcev1.HelmRepositorySpec{URL: "http://127.0.0.1:1/unused", Interval: metav1.Duration{Duration: time.Hour}}}); err != nil {
-		t.Fatal(err)
-	}
-	def := gadgetDefinition("brokengadgets", "BrokenGadget", srcNS)
-	if err := env.Client.Create(ctx, def); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteDefinition(t, def.Name) })
-	art := &artifactServer{t: t, repo: testenv.ServeChartRepo(t, ""), ns: srcNS, name: "chartkind-brokengadgets"}
-	testenv.WaitFor(t, timeout, "HelmChart", func(ctx context.Context) error {
-		return env.Client.Get(ctx, types.NamespacedName{Namespace: srcNS, Name: art.name}, &sourcev1.HelmChart{})
-	})
+	def, art := gadgetFromArtifacts(t, "brokengadgets", "BrokenGadget")
 
 	art.release(gadgetChart(t, `{"type": "object", "properties": {"size": {"$ref": "#/definitions/missing"}}}`, "size: small\n"), "0.1.0")
 	d := waitDefinitionReason(t, def.Name, "SchemaInvalid")
@@ -750,21 +737,8 @@ func TestReliabilityChartSchemaDoesNotCompile(t *testing.T) {
 func TestReliabilityUnreachableSource(t *testing.T) {
 	startOperator(t)
 	ctx := ctxT(t)
-	srcNS := newNamespace(t)
 	ns := newNamespace(t)
-	if err := env.Client.Create(ctx, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: "gadgets"},
-		Spec: sourcev1.HelmRepositorySpec{URL: "http://127.0.0.1:1/unused", Interval: metav1.Duration{Duration: time.Hour}}}); err != nil {
-		t.Fatal(err)
-	}
-	def := gadgetDefinition("fargadgets", "FarGadget", srcNS)
-	if err := env.Client.Create(ctx, def); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteDefinition(t, def.Name) })
-	art := &artifactServer{t: t, repo: testenv.ServeChartRepo(t, ""), ns: srcNS, name: "chartkind-fargadgets"}
-	testenv.WaitFor(t, timeout, "HelmChart", func(ctx context.Context) error {
-		return env.Client.Get(ctx, types.NamespacedName{Namespace: srcNS, Name: art.name}, &sourcev1.HelmChart{})
-	})
+	def, art := gadgetFromArtifacts(t, "fargadgets", "FarGadget")
 	closed := "http://" + freeAddr(t) // a free port: connection refused
 	_, digest := art.publish(gadgetChart(t, gadgetV1, "size: small\n"), "0.1.0")
 	art.advertise("0.1.0", closed+"/helmchart/gadget-0.1.0.tgz", digest)
@@ -882,4 +856,28 @@ func TestReliabilityWebhookDown(t *testing.T) {
 	testenv.WaitFor(t, timeout, "creates to work again", func(ctx context.Context) error {
 		return dryRunCreate(ctx, env.Client, def, ns, "valid", map[string]any{"port": int64(1025)})
 	})
+}
+
+// gadgetFromArtifacts creates a definition of the gadget chart whose source
+// is a HelmRepository in a namespace of its own, waits for the HelmChart
+// chartkind makes for it, and returns the artifact server the test plays
+// source-controller with.
+func gadgetFromArtifacts(t *testing.T, name, kind string) (*v1alpha1.ApplicationDefinition, *artifactServer) {
+	t.Helper()
+	ctx := ctxT(t)
+	srcNS := newNamespace(t)
+	if err := env.Client.Create(ctx, &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: srcNS, Name: "gadgets"},
+		Spec: sourcev1.HelmRepositorySpec{URL: "http://127.0.0.1:1/unused", Interval: metav1.Duration{Duration: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	def := gadgetDefinition(name, kind, srcNS)
+	if err := env.Client.Create(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteDefinition(t, def.Name) })
+	art := &artifactServer{t: t, repo: testenv.ServeChartRepo(t, ""), ns: srcNS, name: "chartkind-" + name}
+	testenv.WaitFor(t, timeout, "HelmChart", func(ctx context.Context) error {
+		return env.Client.Get(ctx, types.NamespacedName{Namespace: srcNS, Name: art.name}, &sourcev1.HelmChart{})
+	})
+	return def, art
 }

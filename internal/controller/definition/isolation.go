@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,9 +42,16 @@ func (r *Reconciler) isolation(def *v1alpha1.ApplicationDefinition) metav1.Condi
 		return metav1.Condition{Type: ConditionReleasesIsolated, Status: metav1.ConditionFalse, Reason: ReasonNoServiceAccount, Message: NoServiceAccountWarning(def.Name)}
 	}
 	if r.HelmReleaseWriters != nil {
-		if writers, known := r.HelmReleaseWriters(); known && len(writers) > 0 {
+		writers, known := r.HelmReleaseWriters()
+		if known && len(writers) > 0 {
 			return metav1.Condition{Type: ConditionReleasesIsolated, Status: metav1.ConditionFalse, Reason: ReasonHelmReleasesWritable,
 				Message: HelmReleasesWritableWarning(writers)}
+		}
+		// Not read yet (the operator just started): keep what the last
+		// reading said, rather than flip to True and back with two writes
+		// and a Warning event on every restart.
+		if c := meta.FindStatusCondition(def.Status.Conditions, ConditionReleasesIsolated); !known && c != nil && c.Reason == ReasonHelmReleasesWritable {
+			return *c
 		}
 	}
 	from, reason := "spec.release.serviceAccountName", ReasonServiceAccount
