@@ -1,7 +1,7 @@
 // Package engine runs one dynamic controller for every application kind that
 // chartkind serves. Kinds are added (Serve) and removed (Stop) at runtime, with
-// no restart: each kind gets its own metadata informer, started and stopped on
-// demand, and all kinds share one rate-limited work queue and one set of
+// no restart: each kind gets its own informer (its cache keeps each object
+// compacted, objects.go), started and stopped on demand, and all kinds share one rate-limited work queue and one set of
 // workers. A single HelmRelease informer maps HelmRelease events back to the
 // application object they belong to.
 //
@@ -27,8 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
@@ -99,7 +99,7 @@ type Options struct {
 
 // Engine serves application kinds. Create it with New, run it with Start.
 type Engine struct {
-	meta     metadata.Interface
+	dyn      dynamic.Interface
 	releases InformerSource
 	reader   client.Reader
 	handler  Handler
@@ -129,13 +129,13 @@ type kindState struct {
 	// synced is set once the informer has synced; until then Serve has not
 	// succeeded and a later Serve starts the kind again.
 	synced bool
-	// store is the informer's cache of the kind's objects (metadata only).
+	// store is the informer's cache of the kind's objects (CachedObjects).
 	store cache.Store
 }
 
-// New returns an engine that watches application objects with meta, reads
+// New returns an engine that watches application objects with dyn, reads
 // HelmReleases through reader and gets their informer from releases.
-func New(meta metadata.Interface, releases InformerSource, reader client.Reader, handler Handler, opts Options) *Engine {
+func New(dyn dynamic.Interface, releases InformerSource, reader client.Reader, handler Handler, opts Options) *Engine {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -153,7 +153,7 @@ func New(meta metadata.Interface, releases InformerSource, reader client.Reader,
 		)
 	}
 	return &Engine{
-		meta:       meta,
+		dyn:        dyn,
 		releases:   releases,
 		reader:     reader,
 		handler:    handler,
@@ -285,13 +285,13 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 	}
 
 	kctx, cancel := context.WithCancel(engineCtx)
-	var tweak metadatainformer.TweakListOptionsFunc
+	var tweak dynamicinformer.TweakListOptionsFunc
 	if e.opts.Selector != nil && !e.opts.Selector.Empty() {
 		sel := e.opts.Selector.String()
 		tweak = func(o *metav1.ListOptions) { o.LabelSelector = sel }
 	}
-	inf := metadatainformer.NewFilteredMetadataInformer(e.meta, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, tweak).Informer()
-	if err := inf.SetTransform(trimObjectMeta(e.opts.WatchedAnnotations)); err != nil {
+	inf := dynamicinformer.NewFilteredDynamicInformer(e.dyn, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, tweak).Informer()
+	if err := inf.SetTransform(compactObject(e.opts.WatchedAnnotations)); err != nil {
 		cancel()
 		return fmt.Errorf("serving %s: %w", def.Name, err)
 	}

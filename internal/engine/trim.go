@@ -67,12 +67,11 @@ func StripManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimObjectMeta is the transform of a kind's metadata informer: the
-// engine's handlers read the identity, generation, deletion and the
-// watched annotations of an object, and the store is only counted; the
-// rest (labels, owners, finalizers, managedFields, other annotations such
-// as kubectl's last-applied-configuration, a copy of the whole object) is
-// dropped.
+// trimObjectMeta trims the metadata a kind's cache keeps next to each
+// object's JSON (compactObject): the engine's handlers read the identity,
+// generation, deletion and the watched annotations of an object; the rest
+// (labels, owners, finalizers, managedFields, other annotations) is only
+// in the JSON, for the reconcile.
 func trimObjectMeta(watched []string) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		m, ok := obj.(*metav1.PartialObjectMetadata)

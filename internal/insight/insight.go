@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -153,10 +154,31 @@ func Observe(ctx context.Context, r client.Reader, hr *helmv2.HelmRelease, opts 
 			lines = append(lines, fmt.Sprintf("HelmRelease %s/%s: no inventory recorded yet", hr.Namespace, hr.Name))
 		}
 	}
+	var read []Ref
 	for _, ref := range refs {
 		if !healthKind(ref) && (accessKind(ref) == "" || !rules.mayShow(accessKind(ref))) {
 			continue // neither its health nor its access information is read
 		}
+		read = append(read, ref)
+	}
+	// The reads are independent: issue them at once, the release record
+	// with them, so that observing a release takes about one round trip
+	// whatever its size. Their results are then used in inventory order,
+	// as if read one by one.
+	type notesResult struct {
+		notes, omitted string
+		err            error
+	}
+	var notesDone chan notesResult
+	if opts.Notes {
+		notesDone = make(chan notesResult, 1)
+		go func() {
+			n, om, err := readNotes(ctx, r, hr, opts.MaxNotes)
+			notesDone <- notesResult{n, om, err}
+		}()
+	}
+	o.prefetched = prefetch(ctx, r, read)
+	for _, ref := range read {
 		st, more, err := o.object(ref)
 		if err != nil {
 			return nil, err
@@ -171,14 +193,14 @@ func Observe(ctx context.Context, r client.Reader, hr *helmv2.HelmRelease, opts 
 		Problems: capLines(dedup(lines), opts.MaxProblems),
 		Checked:  o.checked,
 	}
-	if opts.Notes {
-		notes, omitted, err := readNotes(ctx, r, hr, opts.MaxNotes)
-		if err != nil {
-			return nil, err
+	if notesDone != nil {
+		n := <-notesDone
+		if n.err != nil {
+			return nil, n.err
 		}
-		o.access.Notes = notes
-		if omitted != "" {
-			o.omitted = append(o.omitted, omitted)
+		o.access.Notes = n.notes
+		if n.omitted != "" {
+			o.omitted = append(o.omitted, n.omitted)
 		}
 	}
 	o.access.Omitted = o.omitted
@@ -198,6 +220,47 @@ type observer struct {
 	checked int
 	// claims caches the problem line ("" when fine) of each PVC read.
 	claims map[types.NamespacedName]string
+	// prefetched are the inventory objects read ahead (prefetch).
+	prefetched map[Ref]fetched
+}
+
+// fetched is one object read ahead, or why it could not be read.
+type fetched struct {
+	obj *unstructured.Unstructured
+	err error
+}
+
+// maxParallelReads bounds the reads one Observe has in flight: the
+// client's rate limiter bounds the operator as a whole.
+const maxParallelReads = 8
+
+// prefetch reads refs concurrently, at most maxParallelReads at a time.
+func prefetch(ctx context.Context, r client.Reader, refs []Ref) map[Ref]fetched {
+	out := make(map[Ref]fetched, len(refs))
+	if len(refs) == 0 {
+		return out
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxParallelReads)
+	for _, ref := range refs {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(ref.GroupVersionKind())
+			err := r.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, u)
+			if err != nil {
+				u = nil
+			}
+			mu.Lock()
+			out[ref] = fetched{obj: u, err: err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // object reads one inventory object and returns its status and problem lines.
@@ -258,6 +321,9 @@ func (o *observer) object(ref Ref) (status.Status, []string, error) {
 
 // read Gets one object. Observe never reads a Secret no access rule can show.
 func (o *observer) read(ref Ref) (*unstructured.Unstructured, error) {
+	if f, ok := o.prefetched[ref]; ok {
+		return f.obj, f.err
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(ref.GroupVersionKind())
 	if err := o.r.Get(o.ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, u); err != nil {

@@ -60,6 +60,14 @@ var (
 		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 	}, []string{"kind", "result"})
 
+	// InsightSkipped counts reconciles that read nothing of what a release
+	// installed, because the object already shows the release as it is and
+	// its recheck is not due.
+	InsightSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chartkind_release_observe_skipped_total",
+		Help: "Reconciles that did not read what a release installed: the object already shows the release as it is, and its recheck is not due.",
+	}, []string{"kind"})
+
 	// ServedKinds is the number of kinds the engine serves.
 	ServedKinds = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "chartkind_served_kinds",
@@ -68,7 +76,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds, InsightDuration)
+	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds, InsightDuration, InsightSkipped)
 }
 
 type eventTimeKey struct{}

@@ -98,6 +98,11 @@ type Mirror struct {
 	policy tenancy.Policy
 	// shard, when set, selects the objects this operator handles (shard.go).
 	shard labels.Selector
+	// objects, when set, serves objects from the engine's cache, and
+	// written are chartkind's own writes the cache may not show yet
+	// (objects.go).
+	objects ObjectCache
+	written *recentWrites
 }
 
 // New returns a Mirror that writes through c, reads HelmReleases through c
@@ -121,6 +126,9 @@ type target struct {
 	// deps are the object's dependencies (dependencies.go), read before its
 	// HelmRelease is written.
 	deps *dependencies
+	// observed is this reconcile's observation of the release, remembered
+	// once the object's status shows it (observe.go).
+	observed *observation
 }
 
 func (t *target) releaseKey() types.NamespacedName {
@@ -146,7 +154,7 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 		return 0, err
 	}
 	if obj == nil {
-		m.forget(t.gvk.Kind + "/" + t.key.String())
+		m.forget(t.uid())
 		return m.objectGone(ctx, t, hr)
 	}
 	if !m.inShard(obj) {

@@ -2,6 +2,9 @@ package mirror
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -56,6 +59,33 @@ type observerState struct {
 	since map[string]time.Time // when the object was last seen healthy and settled, or first seen otherwise
 	// remotes are the clients of the clusters releases install into (spec.kubeConfig).
 	remotes remoteClients
+	// last is, per object, the release status last observed and shown in
+	// the object's status, and when it is due to be observed again.
+	last map[string]observation
+}
+
+// observation is one release observed and shown: a reconcile before due,
+// of a release whose status did not change since, has nothing new to read
+// (the objects a release installed change along with its status, and the
+// recheck at due covers those that degrade later), so it reads nothing.
+// Reconciles of an object's spec change, of chartkind's own HelmRelease
+// writes, or of operations thus cost no insight reads.
+type observation struct {
+	fingerprint uint64
+	due         time.Time
+}
+
+// releaseFingerprint digests what an observation depends on: the
+// HelmRelease's status and generation, and the definition's access rules.
+func releaseFingerprint(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRelease) uint64 {
+	h := fnv.New64a()
+	b, err := json.Marshal(hr.Status)
+	if err != nil {
+		return 0
+	}
+	_, _ = h.Write(b)
+	_, _ = fmt.Fprintf(h, "|%d|%s|%d|%t", hr.Generation, def.UID, def.Generation, hr.Spec.KubeConfig != nil)
+	return h.Sum64()
 }
 
 // EnableInsight makes every status sync also read what the release installed.
@@ -70,28 +100,63 @@ func (m *Mirror) EnableInsight(o InsightOptions) {
 		o.MaxRecheck = 5 * time.Minute
 	}
 	m.insight = &o
-	m.observed = &observerState{notes: map[string]int{}, since: map[string]time.Time{}, remotes: remoteClients{clients: map[string]remoteClient{}}}
+	m.observed = &observerState{notes: map[string]int{}, since: map[string]time.Time{}, last: map[string]observation{},
+		remotes: remoteClients{clients: map[string]remoteClient{}}}
 }
 
 // forget drops what is remembered of a deleted object (kind/namespace/name).
 func (m *Mirror) forget(uid string) {
+	m.written.forget(uid)
 	if m.observed == nil {
 		return
 	}
 	m.observed.mu.Lock()
 	delete(m.observed.notes, uid)
 	delete(m.observed.since, uid)
+	delete(m.observed.last, uid)
 	m.observed.mu.Unlock()
 }
 
 // observe fills st's Healthy condition and access information from what hr
-// installed, and says when to look again. It reads; it never writes.
+// installed, and says when to look again. It reads; it never writes. When
+// st already shows an observation of the release as it is now, and it is
+// not due again, it reads nothing (observation).
 func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus) time.Duration {
-	o := m.insight
-	if o == nil {
+	if m.insight == nil {
 		return 0
 	}
-	uid := t.gvk.Kind + "/" + t.key.String()
+	uid := t.uid()
+	fp := releaseFingerprint(t.def, hr)
+	now := m.now()
+	m.observed.mu.Lock()
+	last, ok := m.observed.last[uid]
+	m.observed.mu.Unlock()
+	if ok && last.fingerprint == fp && now.Before(last.due.Add(-time.Second)) && findCondition(st.Conditions, ConditionHealthy) != nil {
+		metrics.InsightSkipped.WithLabelValues(t.gvk.Kind).Inc()
+		return last.due.Sub(now)
+	}
+	d := m.observeNow(ctx, t, obj, hr, st)
+	t.observed = nil
+	if d > 0 {
+		t.observed = &observation{fingerprint: fp, due: now.Add(d)}
+	}
+	return d
+}
+
+// shown records the observation of this reconcile once its status was
+// written (or was already in the object): only then does the object show it.
+func (m *Mirror) shown(t *target) {
+	if m.observed == nil || t.observed == nil {
+		return
+	}
+	m.observed.mu.Lock()
+	m.observed.last[t.uid()] = *t.observed
+	m.observed.mu.Unlock()
+}
+
+func (m *Mirror) observeNow(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus) time.Duration {
+	o := m.insight
+	uid := t.uid()
 	reader := o.Reader
 	if hr.Spec.KubeConfig != nil {
 		// The release's objects are in another cluster: read them there

@@ -1,8 +1,19 @@
 package mirror
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/chartkind/chartkind/internal/definition"
 )
 
 // The recheck interval of an unhealthy release grows with how long it has
@@ -31,5 +42,76 @@ func TestBackoffGrowsWithTimeNotEvents(t *testing.T) {
 	}
 	if d := m.backoff("k", false); d != 5*time.Second {
 		t.Errorf("backoff after recovering and failing again = %s, want 5s", d)
+	}
+}
+
+// countingReader counts the reads release insight makes.
+type countingReader struct {
+	client.Reader
+	gets int
+}
+
+func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.gets++
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A reconcile of an object that already shows its release as it is reads
+// nothing of what the release installed until the recheck is due; a change
+// of the release's status, an object status without the observation, or
+// the due time make it read again; an observation whose status was never
+// written is not remembered.
+func TestObserveReadsOnlyWhatChanged(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.1", Ports: []corev1.ServicePort{{Port: 80}}}}
+	reader := &countingReader{Reader: fake.NewClientBuilder().WithObjects(svc).Build()}
+	m := &Mirror{}
+	m.EnableInsight(InsightOptions{Reader: reader, HealthyInterval: time.Minute})
+	now := time.Unix(1000, 0)
+	m.now = func() time.Time { return now }
+	def := testDef("web", "Web", "web")
+	hr := testRelease("ns", "web-a", "web", "")
+	hr.Generation = 1
+	hr.Status.Inventory = &helmv2.ResourceInventory{Entries: []helmv2.ResourceRef{{ID: "ns_web__Service", Version: "v1"}}}
+	hr.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, ObservedGeneration: 1, Reason: "InstallSucceeded"}}
+	obj := &unstructured.Unstructured{Object: map[string]any{}}
+	reconcile := func(st *objectStatus, written bool) (*objectStatus, time.Duration) {
+		tg := &target{def: def, names: definition.Effective(def), gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}
+		d := m.observe(context.Background(), tg, obj, hr, st)
+		if written {
+			m.shown(tg)
+		}
+		return st, d
+	}
+
+	st, d := reconcile(&objectStatus{}, false)
+	if reader.gets != 1 || d != time.Minute || findCondition(st.Conditions, ConditionHealthy) == nil {
+		t.Fatalf("first observation: %d reads, recheck %s, conditions %v", reader.gets, d, st.Conditions)
+	}
+	// Its status write failed: the next reconcile reads again.
+	reconcile(st.deepCopy(), false)
+	if reader.gets != 2 {
+		t.Fatalf("an observation never shown was remembered: %d reads", reader.gets)
+	}
+	st, _ = reconcile(st.deepCopy(), true)
+	shown := st
+	now = now.Add(20 * time.Second)
+	if _, d := reconcile(shown.deepCopy(), true); reader.gets != 3 || d != 40*time.Second {
+		t.Errorf("release unchanged, recheck not due: %d reads (want none more), recheck in %s (want 40s)", reader.gets, d)
+	}
+	if reconcile(&objectStatus{}, true); reader.gets != 4 {
+		t.Errorf("an object status without the observation was not observed: %d reads", reader.gets)
+	}
+	hr.Status.Conditions[0].Reason = "UpgradeSucceeded"
+	if reconcile(shown.deepCopy(), true); reader.gets != 5 {
+		t.Errorf("a release status change was not observed: %d reads", reader.gets)
+	}
+	now = now.Add(time.Minute)
+	if reconcile(shown.deepCopy(), true); reader.gets != 6 {
+		t.Errorf("a due recheck was not observed: %d reads", reader.gets)
+	}
+	m.forget("Web/ns/a")
+	if reconcile(shown.deepCopy(), true); reader.gets != 7 {
+		t.Errorf("a forgotten object's observation was kept: %d reads", reader.gets)
 	}
 }

@@ -22,19 +22,6 @@ import (
 	"github.com/chartkind/chartkind/internal/metrics"
 )
 
-// getObject reads the application object from the API server; nil when it does not exist.
-func (m *Mirror) getObject(ctx context.Context, t *target) (*unstructured.Unstructured, error) {
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(t.gvk)
-	if err := m.live.Get(ctx, t.key, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, errorf("reading %s %s: %w", t.gvk.Kind, t.key, err)
-	}
-	return obj, nil
-}
-
 // getRelease reads the object's HelmRelease through r; nil when it does not exist.
 func (m *Mirror) getRelease(ctx context.Context, r client.Reader, t *target) (*helmv2.HelmRelease, error) {
 	hr := &helmv2.HelmRelease{}
@@ -82,7 +69,7 @@ func (m *Mirror) objectGone(ctx context.Context, t *target, hr *helmv2.HelmRelea
 // The object's absence is checked on the API server, not a cache.
 func (m *Mirror) deleteOrphanRelease(ctx context.Context, t *target, hr *helmv2.HelmRelease) error {
 	ref := metav1.GetControllerOf(hr)
-	obj, err := m.getObject(ctx, t)
+	obj, err := m.getLiveObject(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -354,6 +341,7 @@ func (m *Mirror) pull(ctx context.Context, t *target, obj *unstructured.Unstruct
 		}
 		return nil, errorf("updating %s %s from its HelmRelease: %w", t.gvk.Kind, t.key, err)
 	}
+	m.written.record(objectKey(obj), obj.GetResourceVersion(), updated, m.now())
 	m.normal(updated, hr, EventValuesPulled, "SyncValues", "Values edited on HelmRelease %s copied into the object", hr.Name)
 	metrics.ObserveMirror(ctx, t.gvk.Kind, metrics.DirectionToObject)
 	return updated, nil
@@ -431,11 +419,13 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 	dependencyStatus(t.deps, st, old)
 	recheck = dependencyRecheckAfter(t.deps, recheck)
 	if st.equal(old) {
+		m.shown(t)
 		return recheck, nil
 	}
 	if err := m.writeStatus(ctx, obj, st); err != nil {
 		return 0, err
 	}
+	m.shown(t)
 	m.healthEvents(obj, hr, old, st)
 	if c := findCondition(st.Conditions, ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
 		if oc := findCondition(old.Conditions, ConditionReady); oc == nil || oc.Status != metav1.ConditionTrue {
@@ -455,6 +445,7 @@ func (m *Mirror) writeStatus(ctx context.Context, obj *unstructured.Unstructured
 	if err := m.client.Status().Update(ctx, u); err != nil {
 		return errorf("writing status of %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
+	m.written.record(objectKey(obj), obj.GetResourceVersion(), u, m.now())
 	return nil
 }
 

@@ -17,8 +17,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -194,9 +194,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, err
 	}
 
-	meta, err := metadata.NewForConfig(cfg)
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("operator: metadata client: %w", err)
+		return nil, fmt.Errorf("operator: dynamic client: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("chartkind")
 	own := engine.NewOwnWrites()
@@ -214,7 +214,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		})
 	}
 	counts := &defctrl.CountsReconciler{Client: mgr.GetClient()}
-	eng := engine.New(meta, mgr.GetCache(), mgr.GetClient(), m, engine.Options{
+	eng := engine.New(dyn, mgr.GetCache(), mgr.GetClient(), m, engine.Options{
 		Workers:        opts.MaxConcurrentReconciles,
 		Logger:         log.WithName("engine"),
 		ObjectsChanged: counts.ObjectsChanged,
@@ -226,6 +226,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.Add(eng); err != nil {
 		return nil, err
 	}
+	// Reconciles start from the engine's cache of the object, not a GET.
+	m.SetObjectCache(eng)
 	if opts.ShardOnly {
 		if err := setupShard(mgr, eng, log.WithName("shard"), opts); err != nil {
 			return nil, fmt.Errorf("operator: setting up the shard: %w", err)

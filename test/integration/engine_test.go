@@ -11,7 +11,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
 	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 
@@ -83,12 +83,12 @@ func TestEngineServesKindsAtRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = c.Start(ctx) }()
-	meta, err := metadata.NewForConfig(env.Config)
+	dyn, err := dynamic.NewForConfig(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &recordingHandler{seen: map[string]int{}, fail: map[string]int{}}
-	e := engine.New(meta, c, env.Client, h, engine.Options{Workers: 2, SyncTimeout: 2 * time.Second})
+	e := engine.New(dyn, c, env.Client, h, engine.Options{Workers: 2, SyncTimeout: 2 * time.Second})
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- e.Start(ctx) }()
 

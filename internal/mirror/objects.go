@@ -1,0 +1,151 @@
+package mirror
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/chartkind/chartkind/api/v1alpha1"
+)
+
+// ObjectCache serves application objects from a watch cache: the engine's
+// (engine.Engine.CachedObject). ok false means it cannot answer for this
+// kind now, and the API server is read instead.
+type ObjectCache interface {
+	CachedObject(def *v1alpha1.ApplicationDefinition, key types.NamespacedName) (obj *unstructured.Unstructured, ok bool, err error)
+}
+
+// SetObjectCache makes reconciles read objects from c instead of the API
+// server. A cache may lag behind the API server, which is safe because
+// every write of an object chartkind makes is conditional on the
+// resourceVersion it read (a stale read ends in a conflict and a retry)
+// and every absence is confirmed on the API server before anything is
+// deleted or adopted. What would make it costly is the cache lagging behind
+// chartkind's own writes: recentWrites covers that.
+func (m *Mirror) SetObjectCache(c ObjectCache) {
+	m.objects = c
+	m.written = &recentWrites{byKey: map[string]recentWrite{}}
+}
+
+// getObject reads the application object, from the cache when there is one;
+// nil when it does not exist on the API server.
+func (m *Mirror) getObject(ctx context.Context, t *target) (*unstructured.Unstructured, error) {
+	if m.objects != nil {
+		obj, ok, err := m.objects.CachedObject(t.def, t.key)
+		if err != nil {
+			return nil, errorf("reading %s %s from the cache: %w", t.gvk.Kind, t.key, err)
+		}
+		if ok && obj != nil {
+			return m.written.newest(t.uid(), obj), nil
+		}
+		// Not cached (or not yet): only the API server can say it is gone.
+	}
+	return m.getLiveObject(ctx, t)
+}
+
+// getLiveObject reads the application object from the API server; nil when it does not exist.
+func (m *Mirror) getLiveObject(ctx context.Context, t *target) (*unstructured.Unstructured, error) {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(t.gvk)
+	if err := m.live.Get(ctx, t.key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			m.written.forget(t.uid())
+			return nil, nil
+		}
+		return nil, errorf("reading %s %s: %w", t.gvk.Kind, t.key, err)
+	}
+	return obj, nil
+}
+
+// uid names the target's object in what the mirror remembers of objects.
+func (t *target) uid() string { return t.gvk.Kind + "/" + t.key.String() }
+
+// objectKey is target.uid for an object.
+func objectKey(obj *unstructured.Unstructured) string {
+	return obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// recentWritesWindow is how long an own write is remembered: a watch cache
+// is normally a few milliseconds behind, and a cache still behind after
+// this costs a conflict and a retry, nothing more.
+const recentWritesWindow = 10 * time.Second
+
+// recentWrites gives a reconcile read-your-writes over a cache: the object
+// as chartkind's last write of it returned it, for as long as the cache
+// still holds a version that write replaced. Without it, a reconcile
+// shortly after a status write would start from the version before it and
+// end in a conflict. Entries are dropped once the cache moved on, or after
+// recentWritesWindow, so at most the objects written in the last few
+// seconds are held.
+type recentWrites struct {
+	mu        sync.Mutex
+	byKey     map[string]recentWrite
+	lastSweep time.Time
+}
+
+type recentWrite struct {
+	obj *unstructured.Unstructured
+	// replaced are the resourceVersions this chain of own writes replaced:
+	// a cache at any of them is behind obj.
+	replaced []string
+	at       time.Time
+}
+
+// maxReplaced bounds a chain of own writes the cache has not caught up with.
+const maxReplaced = 8
+
+func (w *recentWrites) record(key, prev string, obj *unstructured.Unstructured, now time.Time) {
+	if w == nil || prev == "" || obj.GetResourceVersion() == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	replaced := []string{prev}
+	if cur, ok := w.byKey[key]; ok && cur.obj.GetResourceVersion() == prev && len(cur.replaced) < maxReplaced {
+		replaced = append(cur.replaced, prev)
+	}
+	w.byKey[key] = recentWrite{obj: obj.DeepCopy(), replaced: replaced, at: now}
+	if now.Sub(w.lastSweep) > recentWritesWindow {
+		w.lastSweep = now
+		for k, e := range w.byKey {
+			if now.Sub(e.at) > recentWritesWindow {
+				delete(w.byKey, k)
+			}
+		}
+	}
+}
+
+// newest returns the own write of key that cached is behind, or cached.
+func (w *recentWrites) newest(key string, cached *unstructured.Unstructured) *unstructured.Unstructured {
+	if w == nil {
+		return cached
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, ok := w.byKey[key]
+	if !ok {
+		return cached
+	}
+	rv := cached.GetResourceVersion()
+	for _, r := range e.replaced {
+		if r == rv && cached.GetUID() == e.obj.GetUID() {
+			return e.obj.DeepCopy()
+		}
+	}
+	// The cache holds our write, or something newer: it is the truth again.
+	delete(w.byKey, key)
+	return cached
+}
+
+func (w *recentWrites) forget(key string) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	delete(w.byKey, key)
+	w.mu.Unlock()
+}
