@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -121,7 +123,14 @@ func (m *Mirror) forget(uid string) {
 // installed, and says when to look again. It reads; it never writes. When
 // st already shows an observation of the release as it is now, and it is
 // not due again, it reads nothing (observation).
-func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus) time.Duration {
+//
+// shownAsIs says the object's status already mirrors the HelmRelease's as
+// it is now. For an object the operator has not observed since it started,
+// a healthy observation it shows is then taken as current, and the first
+// recheck is spread over the healthy interval: a restart at 100,000
+// objects would otherwise read every release at once, although none
+// changed. A release that changed meanwhile changed its status, and is read.
+func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus, shownAsIs bool) time.Duration {
 	if m.insight == nil {
 		return 0
 	}
@@ -131,7 +140,18 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 	m.observed.mu.Lock()
 	last, ok := m.observed.last[uid]
 	m.observed.mu.Unlock()
-	if ok && last.fingerprint == fp && now.Before(last.due.Add(-time.Second)) && findCondition(st.Conditions, ConditionHealthy) != nil {
+	healthy := findCondition(st.Conditions, ConditionHealthy)
+	if !ok && shownAsIs && healthy != nil && healthy.Status == metav1.ConditionTrue && settled(hr) {
+		last = observation{fingerprint: fp, due: now.Add(time.Second + rand.N(m.insight.HealthyInterval))}
+		m.observed.mu.Lock()
+		m.observed.last[uid] = last
+		if st.Access != nil && st.Access.Notes != "" {
+			m.observed.notes[uid] = latestRevision(hr)
+		}
+		m.observed.mu.Unlock()
+		ok = true
+	}
+	if ok && last.fingerprint == fp && now.Before(last.due.Add(-time.Second)) && healthy != nil {
 		metrics.InsightSkipped.WithLabelValues(t.gvk.Kind).Inc()
 		return last.due.Sub(now)
 	}
@@ -246,6 +266,15 @@ func (m *Mirror) observeNow(ctx context.Context, t *target, obj *unstructured.Un
 	// look again soon, so that the cause of a wait that will time out is
 	// shown while it waits.
 	return m.backoff(uid, c.Status == metav1.ConditionTrue && settled(hr))
+}
+
+// sameReady reports whether the object's Ready condition o is what the
+// HelmRelease's r gives (the mirror may add to the message).
+func sameReady(o, r *metav1.Condition) bool {
+	if o == nil || r == nil {
+		return o == nil && r == nil
+	}
+	return o.Status == r.Status && o.Reason == r.Reason && strings.HasPrefix(o.Message, strings.TrimSuffix(r.Message, "."))
 }
 
 // settled reports whether helm-controller is done with hr's current generation.

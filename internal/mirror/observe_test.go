@@ -77,7 +77,7 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	obj := &unstructured.Unstructured{Object: map[string]any{}}
 	reconcile := func(st *objectStatus, written bool) (*objectStatus, time.Duration) {
 		tg := &target{def: def, names: definition.Effective(def), gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}
-		d := m.observe(context.Background(), tg, obj, hr, st)
+		d := m.observe(context.Background(), tg, obj, hr, st, false)
 		if written {
 			m.shown(tg)
 		}
@@ -113,5 +113,38 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	m.forget("Web/ns/a")
 	if reconcile(shown.deepCopy(), true); reader.gets != 7 {
 		t.Errorf("a forgotten object's observation was kept: %d reads", reader.gets)
+	}
+}
+
+// After a restart, an object whose status mirrors its HelmRelease as it is
+// and shows it healthy is not read at once: its first recheck is spread
+// over the healthy interval. One that shows it unhealthy, or whose
+// HelmRelease's status is not what it shows, is read.
+func TestObserveAfterRestart(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"}}
+	reader := &countingReader{Reader: fake.NewClientBuilder().WithObjects(svc).Build()}
+	def := testDef("web", "Web", "web")
+	hr := testRelease("ns", "web-a", "web", "")
+	hr.Generation = 1
+	hr.Status.Inventory = &helmv2.ResourceInventory{Entries: []helmv2.ResourceRef{{ID: "ns_web__Service", Version: "v1"}}}
+	hr.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, ObservedGeneration: 1, Reason: "InstallSucceeded"}}
+	observe := func(health metav1.ConditionStatus, shownAsIs bool) time.Duration {
+		m := &Mirror{now: time.Now} // a fresh process
+		m.EnableInsight(InsightOptions{Reader: reader, HealthyInterval: time.Minute})
+		st := &objectStatus{}
+		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: health, Reason: "x"})
+		tg := &target{def: def, names: definition.Effective(def), gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}
+		return m.observe(context.Background(), tg, &unstructured.Unstructured{Object: map[string]any{}}, hr, st, shownAsIs)
+	}
+	for range 20 {
+		if d := observe(metav1.ConditionTrue, true); reader.gets != 0 || d <= 0 || d > time.Minute+time.Second {
+			t.Fatalf("healthy and in step after a restart: %d reads, first recheck in %s (want none, within the 1m interval)", reader.gets, d)
+		}
+	}
+	if observe(metav1.ConditionFalse, true); reader.gets != 1 {
+		t.Errorf("unhealthy after a restart: %d reads, want 1", reader.gets)
+	}
+	if observe(metav1.ConditionTrue, false); reader.gets != 2 {
+		t.Errorf("HelmRelease changed while the operator was down: %d reads, want 1 more", reader.gets)
 	}
 }

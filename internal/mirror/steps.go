@@ -386,7 +386,10 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 	processed := hr.Generation > 0 &&
 		(hr.Status.ObservedGeneration == hr.Generation || (ready != nil && ready.ObservedGeneration == hr.Generation)) &&
 		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
-	recheck := m.observe(ctx, t, obj, hr, st)
+	// What the object shows of the HelmRelease is as it is now: then so
+	// is, after a restart, the observation the object shows (observe).
+	shownAsIs := st.equal(old) && sameReady(findCondition(old.Conditions, ConditionReady), ready)
+	recheck := m.observe(ctx, t, obj, hr, st, shownAsIs)
 	st.LastHandledReconcileAt = hr.Status.LastHandledReconcileAt
 	if hr.Spec.Suspend {
 		st.setCondition(metav1.Condition{Type: ConditionSuspended, Status: metav1.ConditionTrue, Reason: ReasonSuspended,

@@ -54,12 +54,14 @@ func TestObjectMirroredToHelmRelease(t *testing.T) {
 		t.Errorf("releaseName = %q", hr.Spec.ReleaseName)
 	}
 
-	// Spec update: values replaced, the removed field disappears.
-	obj = mustGetObject(t, def, ns, "alpha")
-	obj.Object["spec"] = map[string]any{"replicas": int64(4), "tags": map[string]any{"env": "prod"}}
-	if err := env.Client.Update(context.Background(), obj); err != nil {
-		t.Fatal(err)
-	}
+	// Spec update: values replaced, the removed field disappears. (The
+	// operator may be writing the object's status meanwhile: a conflict is
+	// retried, as a user would.)
+	testenv.WaitFor(t, timeout, "updating the object's spec", func(ctx context.Context) error {
+		obj = mustGetObject(t, def, ns, "alpha")
+		obj.Object["spec"] = map[string]any{"replicas": int64(4), "tags": map[string]any{"env": "prod"}}
+		return env.Client.Update(ctx, obj)
+	})
 	hr = waitRelease(t, ns, "mirrorwidget-alpha", func(hr *helmv2.HelmRelease) error {
 		if got, want := canon(values(hr)), `{"replicas":4,"tags":{"env":"prod"}}`; got != want {
 			return fmt.Errorf("values %s, want %s", got, want)
