@@ -39,10 +39,14 @@ func (m *Mirror) getObject(ctx context.Context, t *target) (*unstructured.Unstru
 		if err != nil {
 			return nil, errorf("reading %s %s from the cache: %w", t.gvk.Kind, t.key, err)
 		}
-		if ok && obj != nil {
-			return m.written.newest(t.uid(), obj), nil
+		if ok && obj != nil && !m.written.behind(t.uid(), obj) {
+			if obj.GetKind() == "" {
+				obj.SetGroupVersionKind(t.gvk) // as a GET gives it
+			}
+			return obj, nil
 		}
-		// Not cached (or not yet): only the API server can say it is gone.
+		// Not cached, not yet, or older than our own last write: only the
+		// API server can say.
 	}
 	return m.getLiveObject(ctx, t)
 }
@@ -74,13 +78,14 @@ func objectKey(obj *unstructured.Unstructured) string {
 // this costs a conflict and a retry, nothing more.
 const recentWritesWindow = 10 * time.Second
 
-// recentWrites gives a reconcile read-your-writes over a cache: the object
-// as chartkind's last write of it returned it, for as long as the cache
-// still holds a version that write replaced. Without it, a reconcile
+// recentWrites gives a reconcile read-your-writes over a cache: it knows
+// the resourceVersions chartkind's own recent writes of an object
+// replaced, and a cache still at one of them is behind that write, so the
+// object is read from the API server instead. Without it, a reconcile
 // shortly after a status write would start from the version before it and
-// end in a conflict. Entries are dropped once the cache moved on, or after
-// recentWritesWindow, so at most the objects written in the last few
-// seconds are held.
+// end in a conflict. Only versions are kept, not objects: the cache is
+// rarely behind, and memory matters more than that rare GET. Entries go
+// once the cache moved on, or after recentWritesWindow.
 type recentWrites struct {
 	mu        sync.Mutex
 	byKey     map[string]recentWrite
@@ -88,9 +93,9 @@ type recentWrites struct {
 }
 
 type recentWrite struct {
-	obj *unstructured.Unstructured
-	// replaced are the resourceVersions this chain of own writes replaced:
-	// a cache at any of them is behind obj.
+	uid     string
+	written string // the resourceVersion of the last own write
+	// replaced are the resourceVersions this chain of own writes replaced.
 	replaced []string
 	at       time.Time
 }
@@ -105,10 +110,10 @@ func (w *recentWrites) record(key, prev string, obj *unstructured.Unstructured, 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	replaced := []string{prev}
-	if cur, ok := w.byKey[key]; ok && cur.obj.GetResourceVersion() == prev && len(cur.replaced) < maxReplaced {
+	if cur, ok := w.byKey[key]; ok && cur.written == prev && cur.uid == string(obj.GetUID()) && len(cur.replaced) < maxReplaced {
 		replaced = append(cur.replaced, prev)
 	}
-	w.byKey[key] = recentWrite{obj: obj.DeepCopy(), replaced: replaced, at: now}
+	w.byKey[key] = recentWrite{uid: string(obj.GetUID()), written: obj.GetResourceVersion(), replaced: replaced, at: now}
 	if now.Sub(w.lastSweep) > recentWritesWindow {
 		w.lastSweep = now
 		for k, e := range w.byKey {
@@ -119,26 +124,27 @@ func (w *recentWrites) record(key, prev string, obj *unstructured.Unstructured, 
 	}
 }
 
-// newest returns the own write of key that cached is behind, or cached.
-func (w *recentWrites) newest(key string, cached *unstructured.Unstructured) *unstructured.Unstructured {
+// behind reports whether cached is a version an own write of key replaced.
+func (w *recentWrites) behind(key string, cached *unstructured.Unstructured) bool {
 	if w == nil {
-		return cached
+		return false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e, ok := w.byKey[key]
 	if !ok {
-		return cached
+		return false
 	}
-	rv := cached.GetResourceVersion()
-	for _, r := range e.replaced {
-		if r == rv && cached.GetUID() == e.obj.GetUID() {
-			return e.obj.DeepCopy()
+	if e.uid == string(cached.GetUID()) {
+		for _, r := range e.replaced {
+			if r == cached.GetResourceVersion() {
+				return true
+			}
 		}
 	}
 	// The cache holds our write, or something newer: it is the truth again.
 	delete(w.byKey, key)
-	return cached
+	return false
 }
 
 func (w *recentWrites) forget(key string) {

@@ -15,34 +15,34 @@ func version(uid, rv string) *unstructured.Unstructured {
 	return u
 }
 
-// A reconcile reads chartkind's own last write while the cache still holds
-// a version that write replaced, and the cache once it moved on.
+// A cache still at a version chartkind's own write replaced is behind; once
+// it moved on it is the truth again.
 func TestRecentWrites(t *testing.T) {
 	w := &recentWrites{byKey: map[string]recentWrite{}}
 	now := time.Now()
 	w.record("k", "1", version("u", "2"), now)
-	if got := w.newest("k", version("u", "1")); got.GetResourceVersion() != "2" {
-		t.Errorf("cache behind the own write: got %s, want the write's 2", got.GetResourceVersion())
+	if !w.behind("k", version("u", "1")) {
+		t.Error("a cache at the version the own write replaced is not behind")
 	}
 	// A second write before the cache caught up: it replaced 2, and 1 still.
 	w.record("k", "2", version("u", "3"), now)
 	for _, cached := range []string{"1", "2"} {
-		if got := w.newest("k", version("u", cached)); got.GetResourceVersion() != "3" {
-			t.Errorf("cache at %s: got %s, want 3", cached, got.GetResourceVersion())
+		if !w.behind("k", version("u", cached)) {
+			t.Errorf("cache at %s is not behind the write of 3", cached)
 		}
 	}
 	// The cache shows something the writes did not replace (ours, or
 	// someone else's later write): the cache is the truth, and the entry goes.
-	if got := w.newest("k", version("u", "5")); got.GetResourceVersion() != "5" {
-		t.Errorf("cache moved on: got %s, want 5", got.GetResourceVersion())
+	if w.behind("k", version("u", "5")) {
+		t.Error("a cache that moved on is behind")
 	}
-	if got := w.newest("k", version("u", "1")); got.GetResourceVersion() != "1" {
+	if w.behind("k", version("u", "1")) {
 		t.Error("an entry outlived the cache catching up")
 	}
 	// A recreated object (another UID) at a replaced version is not ours.
 	w.record("k", "1", version("u", "2"), now)
-	if got := w.newest("k", version("other", "1")); got.GetUID() != "other" {
-		t.Error("the write of a deleted object answered for its successor")
+	if w.behind("k", version("other", "1")) {
+		t.Error("the write of a deleted object applied to its successor")
 	}
 	// Entries older than the window are swept on the next write.
 	w.record("old", "1", version("u", "2"), now)
@@ -56,7 +56,7 @@ func TestRecentWrites(t *testing.T) {
 	}
 	var none *recentWrites
 	none.record("k", "1", version("u", "2"), now)
-	if got := none.newest("k", version("u", "1")); got.GetResourceVersion() != "1" {
-		t.Error("a nil recentWrites changed the answer")
+	if none.behind("k", version("u", "1")) {
+		t.Error("a nil recentWrites says behind")
 	}
 }
