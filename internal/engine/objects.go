@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
+	"github.com/klauspost/compress/s2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,8 +30,8 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 type CachedObject struct {
 	metav1.PartialObjectMetadata
 	// Raw is the object as the API server sent it, less managedFields and
-	// kubectl's last-applied-configuration. It is never modified once
-	// stored, so copies share it.
+	// kubectl's last-applied-configuration, as S2-compressed JSON. It is
+	// never modified once stored, so copies share it.
 	Raw []byte
 }
 
@@ -69,7 +71,8 @@ func compactObject(watched []string) cache.TransformFunc {
 		if err != nil {
 			return nil, err
 		}
-		return &CachedObject{PartialObjectMetadata: *m.(*metav1.PartialObjectMetadata), Raw: raw}, nil
+		// Encode's buffer is sized for the worst case: keep only what it used.
+		return &CachedObject{PartialObjectMetadata: *m.(*metav1.PartialObjectMetadata), Raw: bytes.Clone(s2.Encode(nil, raw))}, nil
 	}
 }
 
@@ -96,8 +99,12 @@ func (e *Engine) CachedObject(def *v1alpha1.ApplicationDefinition, key types.Nam
 	if !isCached {
 		return nil, false, nil
 	}
+	raw, err := s2.Decode(nil, c.Raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("decompressing cached %s %s: %w", k.gvr.Resource, key, err)
+	}
 	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(c.Raw); err != nil {
+	if err := u.UnmarshalJSON(raw); err != nil {
 		return nil, false, fmt.Errorf("decoding cached %s %s: %w", k.gvr.Resource, key, err)
 	}
 	return u, true, nil
