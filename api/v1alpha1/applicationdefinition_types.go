@@ -6,6 +6,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // DefaultGroup is the API group of generated kinds when a definition names none.
@@ -378,6 +379,30 @@ type ApplicationDefinitionStatus struct {
 	// ReadyObjects is the number of those whose HelmRelease is Ready.
 	// +optional
 	ReadyObjects int32 `json:"readyObjects"`
+
+	// AppliedCRD records chartkind's last apply of the CustomResourceDefinition:
+	// the digest of what was applied and the CRD's identity and generation
+	// right after. While the CRD to apply has that digest and the CRD is still
+	// that object at that generation (a change to its spec by anyone else
+	// moves the generation), the apply is skipped, so that a restarted
+	// operator writes nothing.
+	// +optional
+	AppliedCRD *AppliedCRD `json:"appliedCRD,omitempty"`
+}
+
+// AppliedCRD is what chartkind applied to a CustomResourceDefinition and the
+// state the apply left it in.
+type AppliedCRD struct {
+	// Digest identifies the applied labels, annotations and spec; the CRD
+	// carries it too, in its chartkind.io/applied-hash annotation.
+	Digest string `json:"digest"`
+
+	// UID of the CRD the apply went to: a CRD deleted and created again is
+	// another object, applied again.
+	UID types.UID `json:"uid"`
+
+	// Generation of the CRD after the apply.
+	Generation int64 `json:"generation"`
 }
 
 // EffectiveNames are the names of a kind after defaulting.

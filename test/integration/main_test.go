@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,6 +69,8 @@ type runningOperator struct {
 	cancel  context.CancelFunc
 	done    chan error
 	started int
+	// requests, when set, records the write requests of every operator started.
+	requests *requestLog
 }
 
 // startOperator starts an operator for the test and stops it when the test
@@ -74,7 +78,20 @@ type runningOperator struct {
 // the operator to remove finalizers) runs before the operator stops.
 func startOperator(t *testing.T) *runningOperator {
 	t.Helper()
-	r := &runningOperator{t: t, logs: &testenv.LogBuffer{}}
+	return newRunningOperator(t, nil)
+}
+
+// startRecordingOperator is startOperator with every write request of the
+// operator (and of each restarted one) recorded in the returned log.
+func startRecordingOperator(t *testing.T) (*runningOperator, *requestLog) {
+	t.Helper()
+	l := &requestLog{}
+	return newRunningOperator(t, l), l
+}
+
+func newRunningOperator(t *testing.T, requests *requestLog) *runningOperator {
+	t.Helper()
+	r := &runningOperator{t: t, logs: &testenv.LogBuffer{}, requests: requests}
 	r.restart()
 	t.Cleanup(func() {
 		r.stop()
@@ -93,7 +110,12 @@ func (r *runningOperator) restart() {
 	r.started++
 	n := r.started
 	log := r.logs.Logger(fmt.Sprintf("[op%d] ", n), 1)
-	op, err := operator.New(env.Config, operator.Options{
+	cfg := env.Config
+	if r.requests != nil {
+		cfg = rest.CopyConfig(env.Config)
+		cfg.Wrap(r.requests.wrap)
+	}
+	op, err := operator.New(cfg, operator.Options{
 		ChartsDir:               filepath.Join(env.RootDir, "examples", "charts"),
 		MetricsBindAddress:      "0",
 		MaxConcurrentReconciles: 4,
@@ -124,6 +146,47 @@ func (r *runningOperator) stop() {
 		r.t.Errorf("operator did not stop within 30s")
 	}
 	r.cancel, r.done = nil, nil
+}
+
+// requestLog records the write requests (any method but GET, HEAD and
+// OPTIONS: creates, updates, patches, server-side applies, deletes) an
+// operator sends to the API server, whether they change anything or not: an
+// apply that changes nothing leaves every resourceVersion as it was but is
+// still a request the API server serves.
+type requestLog struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return rt.RoundTrip(req)
+		}
+		resp, err := rt.RoundTrip(req)
+		status := "error: " + fmt.Sprint(err)
+		if err == nil {
+			status = resp.Status
+		}
+		l.mu.Lock()
+		l.writes = append(l.writes, fmt.Sprintf("%s %s (%s)", req.Method, req.URL.Path, status))
+		l.mu.Unlock()
+		return resp, err
+	})
+}
+
+// take returns the writes recorded since the last take.
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.writes
+	l.writes = nil
+	return w
 }
 
 func ctxT(t *testing.T) context.Context {

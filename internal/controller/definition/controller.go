@@ -59,8 +59,9 @@ const Finalizer = "chartkind.io/finalizer"
 // FieldManager is chartkind's server-side apply field manager.
 const FieldManager = "chartkind"
 
-// SpecHashAnnotation on a CRD is the hash of what chartkind last applied, so an
-// unchanged CRD is not applied again.
+// SpecHashAnnotation on a CRD is the hash of what chartkind last applied; with
+// the definition's status.appliedCRD it lets an unchanged CRD go without a
+// new apply (crdUpToDate).
 const SpecHashAnnotation = "chartkind.io/applied-hash"
 
 // ConditionReady is the definition's Ready condition.
@@ -135,9 +136,6 @@ type Reconciler struct {
 	fetcherOnce sync.Once
 	// generated caches the last CRD generated per definition, by input.
 	generated sync.Map
-
-	// applied maps a CRD name to the generation chartkind's last apply left it at.
-	applied sync.Map
 }
 
 // SetupWithManager registers the controller with mgr. It watches definitions,
@@ -317,7 +315,7 @@ func (r *Reconciler) runSteps(ctx context.Context, def *v1alpha1.ApplicationDefi
 	if serr := r.checkSchemaChange(ctx, def, res, src); serr != nil {
 		return "", r.keepServing(ctx, def, serr)
 	}
-	if serr := r.applyCRD(ctx, res.CRD); serr != nil {
+	if serr := r.applyCRD(ctx, def, res.CRD); serr != nil {
 		return "", serr
 	}
 	if serr := r.waitEstablished(ctx, res.CRD.Name); serr != nil {
@@ -468,12 +466,13 @@ func (r *Reconciler) checkConflicts(ctx context.Context, def *v1alpha1.Applicati
 	return nil
 }
 
-// applyCRD server-side applies the CRD as chartkind, unless what chartkind
-// last applied is unchanged.
-func (r *Reconciler) applyCRD(ctx context.Context, want *apiextensionsv1.CustomResourceDefinition) *stepError {
+// applyCRD server-side applies the CRD as chartkind, unless the CRD on the
+// API server already is what it would apply (crdUpToDate), and records the
+// apply in def.Status.AppliedCRD.
+func (r *Reconciler) applyCRD(ctx context.Context, def *v1alpha1.ApplicationDefinition, want *apiextensionsv1.CustomResourceDefinition) *stepError {
 	hash, err := hashCRD(want)
 	if err != nil {
-		return fail(ReasonApplyFailed, "%v", err)
+		return fail(ReasonApplyFailed, "hashing CustomResourceDefinition %s: %v", want.Name, err)
 	}
 	existing := &apiextensionsv1.CustomResourceDefinition{}
 	getErr := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing)
@@ -495,13 +494,8 @@ func (r *Reconciler) applyCRD(ctx context.Context, want *apiextensionsv1.CustomR
 			return &stepError{reason: ReasonApplyFailed, message: fmt.Sprintf("creating CustomResourceDefinition %s: %v", want.Name, err), transient: true}
 		}
 	}
-	if getErr == nil && existing.Annotations[SpecHashAnnotation] == hash && existing.DeletionTimestamp == nil {
-		// Unchanged since this process applied it: nothing to do. After a
-		// restart, or when someone else changed the CRD (its generation moved),
-		// apply again; an apply that changes nothing writes nothing.
-		if g, ok := r.applied.Load(want.Name); ok && g.(int64) == existing.Generation {
-			return nil
-		}
+	if getErr == nil && crdUpToDate(def.Status.AppliedCRD, existing, want, hash) {
+		return nil
 	}
 	c := want.DeepCopy()
 	if c.Annotations == nil {
@@ -510,7 +504,7 @@ func (r *Reconciler) applyCRD(ctx context.Context, want *apiextensionsv1.CustomR
 	c.Annotations[SpecHashAnnotation] = hash
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(c)
 	if err != nil {
-		return fail(ReasonApplyFailed, "%v", err)
+		return fail(ReasonApplyFailed, "converting CustomResourceDefinition %s: %v", want.Name, err)
 	}
 	u := &unstructured.Unstructured{Object: raw}
 	u.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
@@ -519,10 +513,47 @@ func (r *Reconciler) applyCRD(ctx context.Context, want *apiextensionsv1.CustomR
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return &stepError{reason: ReasonApplyFailed, message: fmt.Sprintf("applying CustomResourceDefinition %s: %v", want.Name, err), transient: true}
 	}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: want.Name}, existing); err == nil {
-		r.applied.Store(want.Name, existing.Generation)
-	}
+	// u is now the CRD the apply returned: its generation is the one this
+	// apply left, not that of a later change by someone else.
+	def.Status.AppliedCRD = &v1alpha1.AppliedCRD{Digest: hash, UID: u.GetUID(), Generation: u.GetGeneration()}
 	return nil
+}
+
+// crdUpToDate says whether live, the CRD on the API server, is what chartkind
+// would apply (want, whose hashCRD is digest), so that the apply can be
+// skipped: an apply that changes nothing still costs a PATCH request, one per
+// kind on every restart and on every reconcile of a definition.
+//
+// The spec cannot be compared with want directly, since the API server
+// defaults it. Instead rec, kept in the definition's status, names the
+// object and generation chartkind's last apply left and what it applied:
+// live must be that object (a CRD deleted and created again has another
+// UID), at that generation (any change to the spec, by hand or by another
+// manager, moves it), and the apply must have been of this digest (a new
+// chart version, definition spec or operator version changes it). The
+// labels and annotations chartkind sets, whose changes do not move the
+// generation, are compared one by one, the digest annotation among them.
+func crdUpToDate(rec *v1alpha1.AppliedCRD, live, want *apiextensionsv1.CustomResourceDefinition, digest string) bool {
+	if rec == nil || live.DeletionTimestamp != nil {
+		return false
+	}
+	if rec.Digest != digest || rec.UID != live.UID || rec.Generation != live.Generation {
+		return false
+	}
+	if live.Annotations[SpecHashAnnotation] != digest {
+		return false
+	}
+	for k, v := range want.Labels {
+		if got, ok := live.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for k, v := range want.Annotations {
+		if got, ok := live.Annotations[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // waitEstablished checks that the API server serves the CRD.
