@@ -22,6 +22,7 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -284,6 +285,9 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 		e.stopKind(def.Name)
 	}
 
+	if err := e.waitServed(ctx, gvr); err != nil {
+		return fmt.Errorf("serving %s: %w", def.Name, err)
+	}
 	kctx, cancel := context.WithCancel(engineCtx)
 	var tweak dynamicinformer.TweakListOptionsFunc
 	if e.opts.Selector != nil && !e.opts.Selector.Empty() {
@@ -366,6 +370,30 @@ func (e *Engine) Serve(ctx context.Context, def *v1alpha1.ApplicationDefinition)
 	// map them again, so that unlinked and orphaned ones are handled.
 	e.resyncReleases(ctx, def.Name)
 	return nil
+}
+
+// servedPoll is how often waitServed asks whether a new resource is served.
+const servedPoll = 50 * time.Millisecond
+
+// waitServed returns once the API server serves gvr, or after SyncTimeout.
+// A CRD just Established is served a moment later; an informer started
+// before that fails its first list and backs off for most of a second, by
+// which the kind would be served later than it could be.
+func (e *Engine) waitServed(ctx context.Context, gvr schema.GroupVersionResource) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.SyncTimeout)
+	defer cancel()
+	for {
+		_, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
+		if err == nil || !apierrors.IsNotFound(err) {
+			// Served (any other error is the informer's to retry and report).
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s is not served by the API server after %s: %w", gvr.String(), e.opts.SyncTimeout, err)
+		case <-time.After(servedPoll):
+		}
+	}
 }
 
 // annotationsChanged reports whether any watched annotation differs between o and n.
