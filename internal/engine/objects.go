@@ -87,11 +87,16 @@ func compactObject(watched []string) cache.TransformFunc {
 func (e *Engine) CachedObject(def *v1alpha1.ApplicationDefinition, key types.NamespacedName) (obj *unstructured.Unstructured, ok bool, err error) {
 	e.mu.RLock()
 	k := e.kinds[def.Name]
+	served := k != nil && k.synced && k.store != nil && k.gvr == GVR(def)
+	var store cache.Store
+	if served {
+		store = k.store
+	}
 	e.mu.RUnlock()
-	if k == nil || !k.synced || k.store == nil || k.gvr != GVR(def) {
+	if !served {
 		return nil, false, nil
 	}
-	item, exists, err := k.store.GetByKey(key.Namespace + "/" + key.Name)
+	item, exists, err := store.GetByKey(key.Namespace + "/" + key.Name)
 	if err != nil || !exists {
 		return nil, err == nil, err
 	}
@@ -101,11 +106,11 @@ func (e *Engine) CachedObject(def *v1alpha1.ApplicationDefinition, key types.Nam
 	}
 	raw, err := s2.Decode(nil, c.Raw)
 	if err != nil {
-		return nil, false, fmt.Errorf("decompressing cached %s %s: %w", k.gvr.Resource, key, err)
+		return nil, false, fmt.Errorf("decompressing cached %s %s: %w", def.Name, key, err)
 	}
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(raw); err != nil {
-		return nil, false, fmt.Errorf("decoding cached %s %s: %w", k.gvr.Resource, key, err)
+		return nil, false, fmt.Errorf("decoding cached %s %s: %w", def.Name, key, err)
 	}
 	return u, true, nil
 }

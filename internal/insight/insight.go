@@ -129,6 +129,9 @@ func Observe(ctx context.Context, r client.Reader, hr *helmv2.HelmRelease, opts 
 	if hr == nil {
 		return nil, errors.New("observing release: nil HelmRelease")
 	}
+	// Reads still in flight when Observe returns early are not wanted.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if opts.MaxNotes <= 0 {
 		opts.MaxNotes = DefaultMaxNotes
 	}

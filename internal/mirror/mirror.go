@@ -12,6 +12,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,11 +154,20 @@ func (m *Mirror) Reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 	if err != nil {
 		return 0, err
 	}
+	if obj != nil && hr != nil && ownedBy(hr, obj) && releasedGeneration(hr) > obj.GetGeneration() {
+		// The HelmRelease was written from a newer version of the object
+		// than the cache holds (read live earlier, or by another replica):
+		// deciding on the cached one would push its older values.
+		if obj, err = m.getLiveObject(ctx, t); err != nil {
+			return 0, err
+		}
+	}
 	if obj == nil {
 		m.forget(t.uid())
 		return m.objectGone(ctx, t, hr)
 	}
 	if !m.inShard(obj) {
+		m.forget(t.uid())
 		return 0, nil // another shard's object
 	}
 	if hr == nil && m.shard != nil {
@@ -333,6 +343,16 @@ func nsOr(ns, def string) string {
 func refersToKind(ref *metav1.OwnerReference, gvk schema.GroupVersionKind) bool {
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	return err == nil && gv.Group == gvk.Group && ref.Kind == gvk.Kind
+}
+
+// releasedGeneration is the object generation whose spec hr's values hold
+// (AnnotationGeneration); 0 when unknown.
+func releasedGeneration(hr *helmv2.HelmRelease) int64 {
+	g, err := strconv.ParseInt(hr.Annotations[AnnotationGeneration], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return g
 }
 
 func ownedBy(hr *helmv2.HelmRelease, obj *unstructured.Unstructured) bool {

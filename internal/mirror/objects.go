@@ -65,12 +65,14 @@ func (m *Mirror) getLiveObject(ctx context.Context, t *target) (*unstructured.Un
 	return obj, nil
 }
 
-// uid names the target's object in what the mirror remembers of objects.
-func (t *target) uid() string { return t.gvk.Kind + "/" + t.key.String() }
+// uid names the target's object in what the mirror remembers of objects:
+// kind and group (two definitions may serve one kind name in two groups),
+// namespace and name.
+func (t *target) uid() string { return t.gvk.GroupKind().String() + "/" + t.key.String() }
 
 // objectKey is target.uid for an object.
 func objectKey(obj *unstructured.Unstructured) string {
-	return obj.GetKind() + "/" + obj.GetNamespace() + "/" + obj.GetName()
+	return obj.GroupVersionKind().GroupKind().String() + "/" + obj.GetNamespace() + "/" + obj.GetName()
 }
 
 // recentWritesWindow is how long an own write is remembered: a watch cache

@@ -81,7 +81,18 @@ type observation struct {
 // HelmRelease's status and generation, and the definition's access rules.
 func releaseFingerprint(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRelease) uint64 {
 	h := fnv.New64a()
-	b, err := json.Marshal(hr.Status)
+	// Of the history, the latest snapshot only: the cache keeps less of it
+	// than a write's response or a live read, which must not differ.
+	st := hr.Status
+	st.History = nil
+	latest := latestRevision(hr)
+	for _, s := range hr.Status.History {
+		if s != nil && s.Version == latest {
+			st.History = helmv2.Snapshots{s}
+			break
+		}
+	}
+	b, err := json.Marshal(st)
 	if err != nil {
 		return 0
 	}
@@ -141,7 +152,7 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 	last, ok := m.observed.last[uid]
 	m.observed.mu.Unlock()
 	healthy := findCondition(st.Conditions, ConditionHealthy)
-	if !ok && shownAsIs && healthy != nil && healthy.Status == metav1.ConditionTrue && settled(hr) {
+	if !ok && shownAsIs && healthy != nil && healthy.Status == metav1.ConditionTrue && settled(hr) && m.showsWhatIsWanted(t, st) {
 		last = observation{fingerprint: fp, due: now.Add(time.Second + rand.N(m.insight.HealthyInterval))}
 		m.observed.mu.Lock()
 		m.observed.last[uid] = last
@@ -161,6 +172,19 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 		t.observed = &observation{fingerprint: fp, due: now.Add(d)}
 	}
 	return d
+}
+
+// showsWhatIsWanted reports whether what st shows of the release is
+// allowed by the current settings as far as can be told without reading:
+// the definition selects no access objects (their rules may have changed
+// while the operator was down), and notes are shown only if wanted.
+func (m *Mirror) showsWhatIsWanted(t *target, st *objectStatus) bool {
+	access := t.def.Spec.Access
+	if access != nil && len(access.Objects) > 0 {
+		return false
+	}
+	wantNotes := m.insight.ReleaseNotes && (access == nil || access.ReleaseNotes != v1alpha1.ReleaseNotesHide)
+	return wantNotes || st.Access == nil || st.Access.Notes == ""
 }
 
 // shown records the observation of this reconcile once its status was

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/definition"
 )
 
@@ -110,7 +111,7 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	if reconcile(shown.deepCopy(), true); reader.gets != 6 {
 		t.Errorf("a due recheck was not observed: %d reads", reader.gets)
 	}
-	m.forget("Web/ns/a")
+	m.forget((&target{gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}).uid())
 	if reconcile(shown.deepCopy(), true); reader.gets != 7 {
 		t.Errorf("a forgotten object's observation was kept: %d reads", reader.gets)
 	}
@@ -128,10 +129,11 @@ func TestObserveAfterRestart(t *testing.T) {
 	hr.Generation = 1
 	hr.Status.Inventory = &helmv2.ResourceInventory{Entries: []helmv2.ResourceRef{{ID: "ns_web__Service", Version: "v1"}}}
 	hr.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, ObservedGeneration: 1, Reason: "InstallSucceeded"}}
+	notes := true
 	observe := func(health metav1.ConditionStatus, shownAsIs bool) time.Duration {
 		m := &Mirror{now: time.Now} // a fresh process
-		m.EnableInsight(InsightOptions{Reader: reader, HealthyInterval: time.Minute})
-		st := &objectStatus{}
+		m.EnableInsight(InsightOptions{Reader: reader, HealthyInterval: time.Minute, ReleaseNotes: notes})
+		st := &objectStatus{Access: &accessStatus{Notes: "connect with…"}}
 		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: health, Reason: "x"})
 		tg := &target{def: def, names: definition.Effective(def), gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}
 		return m.observe(context.Background(), tg, &unstructured.Unstructured{Object: map[string]any{}}, hr, st, shownAsIs)
@@ -146,5 +148,35 @@ func TestObserveAfterRestart(t *testing.T) {
 	}
 	if observe(metav1.ConditionTrue, false); reader.gets != 2 {
 		t.Errorf("HelmRelease changed while the operator was down: %d reads, want 1 more", reader.gets)
+	}
+	// What may be shown may have changed while the operator was down: notes
+	// turned off, or access rules the status cannot be checked against.
+	notes = false
+	if observe(metav1.ConditionTrue, true); reader.gets != 3 {
+		t.Errorf("notes shown but no longer wanted: %d reads, want 1 more", reader.gets)
+	}
+	notes = true
+	def.Spec.Access = &v1alpha1.AccessSpec{Objects: []v1alpha1.AccessRule{{Kind: "Service"}}}
+	if observe(metav1.ConditionTrue, true); reader.gets != 4 {
+		t.Errorf("a definition with access rules: %d reads, want 1 more", reader.gets)
+	}
+}
+
+// The fingerprint of a release does not depend on how much of its history
+// a copy holds (the cache keeps the first and the latest snapshot, a write's
+// response all of them), and changes with the latest snapshot.
+func TestReleaseFingerprintIgnoresOldHistory(t *testing.T) {
+	def := testDef("web", "Web", "web")
+	full := testRelease("ns", "web-a", "web", "")
+	full.Status.History = helmv2.Snapshots{{Version: 4, Status: "deployed"}, {Version: 3}, {Version: 2}, {Version: 1}}
+	trimmed := full.DeepCopy()
+	trimmed.Status.History = helmv2.Snapshots{trimmed.Status.History[0]}
+	if releaseFingerprint(def, full) != releaseFingerprint(def, trimmed) {
+		t.Error("the fingerprint depends on old history")
+	}
+	upgraded := full.DeepCopy()
+	upgraded.Status.History[0].Status = "superseded"
+	if releaseFingerprint(def, full) == releaseFingerprint(def, upgraded) {
+		t.Error("the fingerprint ignores the latest snapshot")
 	}
 }

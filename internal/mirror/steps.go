@@ -333,7 +333,10 @@ func (m *Mirror) pull(ctx context.Context, t *target, obj *unstructured.Unstruct
 	} else {
 		updated.Object["spec"] = values
 	}
-	if err := m.client.Update(ctx, updated); err != nil {
+	// A patch of the spec, conditional on the version read: the object may
+	// come from the cache, which keeps neither kubectl's last-applied
+	// annotation nor managedFields, and an update would drop the former.
+	if err := m.client.Patch(ctx, updated, client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsInvalid(err) {
 			m.warn(obj, hr, EventInvalidValues, "SyncValues",
 				"Values edited on HelmRelease %s do not fit the kind's schema, the object's values are restored: %v", hr.Name, err)

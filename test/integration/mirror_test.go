@@ -314,6 +314,14 @@ func TestHelmReleaseAdoptedAndPulled(t *testing.T) {
 		}
 		return nil
 	})
+	// kubectl's record of what it applied, which the operator's cache
+	// drops: the pull must not drop it from the object.
+	const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+	testenv.WaitFor(t, timeout, "annotating the object as kubectl apply does", func(ctx context.Context) error {
+		u := mustGetObject(t, def, ns, "legacy")
+		u.SetAnnotations(map[string]string{lastApplied: `{"spec":{"replicas":5}}`})
+		return env.Client.Update(ctx, u)
+	})
 	editValues(t, ns, "adoptwidget-legacy", `{"replicas": 2, "tags": {"owner": "ops"}}`)
 	obj = waitObject(t, def, ns, "legacy", func(u *unstructured.Unstructured) error {
 		if canon(spec(u)) != `{"replicas":2,"tags":{"owner":"ops"}}` {
@@ -321,6 +329,9 @@ func TestHelmReleaseAdoptedAndPulled(t *testing.T) {
 		}
 		return nil
 	})
+	if got := obj.GetAnnotations()[lastApplied]; got != `{"spec":{"replicas":5}}` {
+		t.Errorf("pulling the values into the object changed kubectl's %s to %q", lastApplied, got)
+	}
 	waitRelease(t, ns, "adoptwidget-legacy", func(hr *helmv2.HelmRelease) error {
 		if hr.Annotations[mirror.AnnotationGeneration] != fmt.Sprint(obj.GetGeneration()) {
 			return fmt.Errorf("generation annotation %q, object generation %d", hr.Annotations[mirror.AnnotationGeneration], obj.GetGeneration())
