@@ -78,7 +78,9 @@ type observation struct {
 }
 
 // releaseFingerprint digests what an observation depends on: the
-// HelmRelease's status and generation, and the definition's access rules.
+// HelmRelease's status, and the definition's access rules. Not the
+// HelmRelease's spec: what the release installed changes when
+// helm-controller acts on a new spec, and that changes the status.
 func releaseFingerprint(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRelease) uint64 {
 	h := fnv.New64a()
 	// Of the history, the latest snapshot only: the cache keeps less of it
@@ -97,7 +99,7 @@ func releaseFingerprint(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRele
 		return 0
 	}
 	_, _ = h.Write(b)
-	_, _ = fmt.Fprintf(h, "|%d|%s|%d|%t", hr.Generation, def.UID, def.Generation, hr.Spec.KubeConfig != nil)
+	_, _ = fmt.Fprintf(h, "|%s|%d|%t", def.UID, def.Generation, hr.Spec.KubeConfig != nil)
 	return h.Sum64()
 }
 

@@ -100,6 +100,12 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	if _, d := reconcile(shown.deepCopy(), true); reader.gets != 3 || d != 40*time.Second {
 		t.Errorf("release unchanged, recheck not due: %d reads (want none more), recheck in %s (want 40s)", reader.gets, d)
 	}
+	// A spec change of the HelmRelease (chartkind's own write of new
+	// values): nothing was installed yet, nothing to read.
+	hr.Generation = 2
+	if reconcile(shown.deepCopy(), true); reader.gets != 3 {
+		t.Errorf("a HelmRelease spec change alone was observed: %d reads", reader.gets)
+	}
 	if reconcile(&objectStatus{}, true); reader.gets != 4 {
 		t.Errorf("an object status without the observation was not observed: %d reads", reader.gets)
 	}
