@@ -42,6 +42,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	kubeconfig := fs.String("kubeconfig", "", "`PATH` of a kubeconfig file; default: $KUBECONFIG, then the in-cluster configuration")
 	var opts operator.Options
 	fs.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "`ADDRESS` serving Prometheus metrics; 0 turns them off")
+	fs.BoolVar(&opts.Pprof, "pprof", false, "serve Go's runtime profiles (net/http/pprof: /debug/pprof/heap, /debug/pprof/profile, ...) on --metrics-bind-address; they expose what the operator holds in memory, so enable this only where the metrics address is private")
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "`ADDRESS` serving /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
 	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", "chartkind-operator", "`NAME` of the leader election Lease: each shard needs its own")
