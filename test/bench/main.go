@@ -99,6 +99,8 @@ type config struct {
 	json                     bool // print one JSON object on stdout (the tables go to stderr)
 	shards                   int  // operator processes, each one shard (docs/sharding.md)
 	prebuilt                 string
+	heapProfile              string // where to save the operator's heap profile, taken with its RSS
+	createOnly               bool   // only the create phase: for sizes the other phases would take hours at
 }
 
 func main() {
@@ -120,6 +122,8 @@ func main() {
 	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
 	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
 	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
+	flag.StringVar(&c.heapProfile, "heap-profile", "", "run the operator with --pprof and, when its RSS is read at the end of the idle period, save its heap profile (/debug/pprof/heap after a GC; read it with go tool pprof -top -sample_index=inuse_space) in `FILE`, and the same as text ending in runtime.MemStats in FILE.txt; with -shards, shard i's in FILE-s<i>")
+	flag.BoolVar(&c.createOnly, "create-only", false, "measure only the create phase (then the idle period and -recheck): no releases installed, Ready, update or upgrade phase; implies -ideal=false and -single 0. For sizes the other phases would take hours at")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
 	flag.Parse()
@@ -129,6 +133,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if c.createOnly {
+		c.ideal, c.single = false, 0
 	}
 	// The bench's clients log nothing worth reading; errors are returned.
 	crlog.SetLogger(logr.Discard())
@@ -455,7 +462,7 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	createToHR, err := collect(ctx, createdAt, 10*time.Minute, hrs.seenAt)
+	createToHR, err := collect(ctx, createdAt, phaseTimeout(total), hrs.seenAt)
 	if err != nil {
 		return nil, fmt.Errorf("create → HelmRelease: %w", err)
 	}
@@ -463,6 +470,10 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err := endPhase(phaseResult{name: "object create → HelmRelease exists", short: "create → HelmRelease exists",
 		lat: createToHR, wall: time.Since(phase), perObject: total - c.kinds}); err != nil {
 		return nil, err
+	}
+
+	if c.createOnly {
+		return idleEnd(ctx, c, r, env, &op, audited, last)
 	}
 
 	// What each release installed, created untimed (as Helm would, before
@@ -510,7 +521,7 @@ func run(ctx context.Context, c config) (*result, error) {
 		if err != nil {
 			return err
 		}
-		lat, err := collect(ctx, at, 10*time.Minute, matchedInKind(objTrackers))
+		lat, err := collect(ctx, at, phaseTimeout(total), matchedInKind(objTrackers))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -540,7 +551,7 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	updateLat, err := collect(ctx, updatedAt, 10*time.Minute, hrs.matchedAt)
+	updateLat, err := collect(ctx, updatedAt, phaseTimeout(total), hrs.matchedAt)
 	if err != nil {
 		return nil, fmt.Errorf("spec update → values: %w%s", err, liveState(ctx, dyn, err, hrs))
 	}
@@ -585,6 +596,16 @@ func run(ctx context.Context, c config) (*result, error) {
 	}
 
 	logf("status of %s o1 now: %s", kindName(0), describeStatus(objTrackers[0], "o1"))
+	return idleEnd(ctx, c, r, env, &op, audited, last)
+}
+
+// idleEnd runs the end of a run, after its last measured phase: the idle
+// period, the RSS (and heap profile) at its end, and the restart check.
+func idleEnd(ctx context.Context, c config, r *result, env *testenv.Env, opp **operatorProcess, audited map[string]*tracker, last counters) (*result, error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "[bench] "+format+"\n", args...) }
+	op := *opp
+	total := r.total
+	var err error
 	if last.observeErr > 0 {
 		logf("release insight failed %d times (chartkind_release_observe_seconds_count{result=\"error\"})", last.observeErr)
 	}
@@ -600,9 +621,16 @@ func run(ctx context.Context, c config) (*result, error) {
 	if r.rss, r.hwm, err = op.rss(); err != nil {
 		return nil, err
 	}
+	if c.heapProfile != "" {
+		// After the RSS: the profile's GC must not change the figure.
+		if err := op.saveHeapProfiles(ctx, c.heapProfile); err != nil {
+			return nil, fmt.Errorf("heap profile: %w", err)
+		}
+		logf("heap profile saved in %s (and %s.txt)", c.heapProfile, c.heapProfile)
+	}
 
 	if c.recheck > 0 {
-		rc, err := recheck(ctx, c, env, &op, audited, total)
+		rc, err := recheck(ctx, c, env, opp, audited, total)
 		if err != nil {
 			return nil, fmt.Errorf("restart check: %w", err)
 		}
@@ -1452,6 +1480,9 @@ func startOperator(ctx context.Context, env *testenv.Env, c config, healthInterv
 		if healthInterval > 0 {
 			args = append(args, "--health-interval", healthInterval.String())
 		}
+		if c.heapProfile != "" {
+			args = append(args, "--pprof")
+		}
 		args = append(args, shardArgs(i, n)...)
 		cmd := exec.Command(c.operatorBin, args...)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -1653,6 +1684,51 @@ func (o *shardProcess) rss() (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, nil
+}
+
+// saveHeapProfiles saves each operator process's heap profile, taken after
+// a GC (so in-use figures are the live heap), in file (shard i > 0 in
+// file-s<i>), and the same profile as text, which ends with the process's
+// runtime.MemStats (heap in use, heap released, next GC target), in file.txt.
+func (o *operatorProcess) saveHeapProfiles(ctx context.Context, file string) error {
+	for i, p := range o.procs {
+		name := file
+		if i > 0 {
+			name += "-" + shardKey(i)
+		}
+		for _, f := range []struct{ query, path string }{{"gc=1", name}, {"debug=1", name + ".txt"}} {
+			if err := httpSave(ctx, "http://"+p.metricsAddr+"/debug/pprof/heap?"+f.query, f.path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func httpSave(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s (an operator without --pprof? see -operator-bin)", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// phaseTimeout bounds how long a bulk phase may take once its changes are
+// made: 10 minutes, or more for sizes that need it at 50 objects/s.
+func phaseTimeout(total int) time.Duration {
+	return max(10*time.Minute, time.Duration(total)*20*time.Millisecond)
 }
 
 // waitQuiet waits until the operator's write counter stops moving, so each
