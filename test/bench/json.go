@@ -41,6 +41,9 @@ type jsonResult struct {
 	CreateSec  float64 `json:"createSec"`
 	RSSMiB     float64 `json:"rssMiB"`
 	PeakRSSMiB float64 `json:"peakRssMiB"`
+	// Of RSSMiB, anonymous memory (heap, stacks): the rest is the pages of
+	// the binary itself, which depend on its size, not on the objects.
+	RSSAnonMiB float64 `json:"rssAnonMiB"`
 	IdleWrites int64   `json:"idleWrites"`
 	// Restart: writes of the restarted operator's start sync, and how long it took.
 	RestartWrites    *int64   `json:"restartWrites,omitempty"`
@@ -53,7 +56,7 @@ func writeJSON(w io.Writer, c config, r *result) error {
 	tp := func(p phaseResult) float64 { return round1(float64(r.total) / p.wall.Seconds()) }
 	j := jsonResult{Kinds: c.kinds, Objects: c.objects, Insight: r.insight, CPUs: numCPU(), Shards: max(c.shards, 1),
 		BaselineP50Ms: ms(pct(r.baseline, 50)), ServedP50Ms: ms(pct(r.served, 50)), ServedP99Ms: ms(pct(r.served, 99)),
-		RSSMiB: round1(mib(r.rss)), PeakRSSMiB: round1(mib(r.hwm)), IdleWrites: r.idleOps.writes}
+		RSSMiB: round1(mib(r.rss)), PeakRSSMiB: round1(mib(r.hwm)), RSSAnonMiB: round1(mib(r.rssAnon)), IdleWrites: r.idleOps.writes}
 	// -create-only measures the first phase only: the others stay 0.
 	per := func(i int, n func(counters) int64) float64 {
 		if i >= len(r.phases) {

@@ -101,6 +101,7 @@ type config struct {
 	prebuilt                 string
 	heapProfile              string // where to save the operator's heap profile, taken with its RSS
 	createOnly               bool   // only the create phase: for sizes the other phases would take hours at
+	operatorEnv              string // KEY=VALUE,... added to the operator's environment (e.g. GOGC=50)
 }
 
 func main() {
@@ -124,6 +125,7 @@ func main() {
 	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "run the operator with --pprof and, when its RSS is read at the end of the idle period, save its heap profile (/debug/pprof/heap after a GC; read it with go tool pprof -top -sample_index=inuse_space) in `FILE`, and the same as text ending in runtime.MemStats in FILE.txt; with -shards, shard i's in FILE-s<i>")
 	flag.BoolVar(&c.createOnly, "create-only", false, "measure only the create phase (then the idle period and -recheck): no releases installed, Ready, update or upgrade phase; implies -ideal=false and -single 0. For sizes the other phases would take hours at")
+	flag.StringVar(&c.operatorEnv, "operator-env", "", "`KEY=VALUE,...` added to the operator processes' environment only, e.g. GOGC=50 or GOMEMLIMIT=100MiB to measure the Go GC's settings (the control plane and the bench keep theirs)")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
 	flag.Parse()
@@ -281,6 +283,7 @@ type result struct {
 	idleOps                       counters
 	idleWritten                   []string
 	rss, hwm                      int64
+	rssAnon                       int64 // of rss, anonymous memory (the heap, stacks), not the binary's pages
 	recheck                       *recheckResult
 	ideal                         *idealResult
 	single                        [3][]time.Duration // create, Ready, update, one at a time
@@ -621,6 +624,9 @@ func idleEnd(ctx context.Context, c config, r *result, env *testenv.Env, opp **o
 	if r.rss, r.hwm, err = op.rss(); err != nil {
 		return nil, err
 	}
+	if r.rssAnon, err = op.rssAnon(); err != nil {
+		return nil, err
+	}
 	if c.heapProfile != "" {
 		// After the RSS: the profile's GC must not change the figure.
 		if err := op.saveHeapProfiles(ctx, c.heapProfile); err != nil {
@@ -746,6 +752,7 @@ func report(out io.Writer, c config, r *result) {
 	}
 	fmt.Fprintf(out, "\n| measure | value |\n|---|---|\n")
 	fmt.Fprintf(out, "| operator RSS at the end (peak) | %.0f MiB (%.0f MiB) |\n", mib(r.rss), mib(r.hwm))
+	fmt.Fprintf(out, "| of which anonymous (heap, stacks; the rest is the binary's pages) | %.0f MiB |\n", mib(r.rssAnon))
 	labels := []string{"create", "Ready reflected", "spec update", "upgrade reflected"}
 	for i, p := range r.phases {
 		fmt.Fprintf(out, "| operator API writes per object: %s | %.2f |\n", labels[i], p.per(p.ops.writes))
@@ -1485,6 +1492,9 @@ func startOperator(ctx context.Context, env *testenv.Env, c config, healthInterv
 		}
 		args = append(args, shardArgs(i, n)...)
 		cmd := exec.Command(c.operatorBin, args...)
+		if c.operatorEnv != "" {
+			cmd.Env = append(os.Environ(), strings.Split(c.operatorEnv, ",")...)
+		}
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
@@ -1663,6 +1673,25 @@ func (o *operatorProcess) rss() (rss, hwm int64, err error) {
 		rss, hwm = rss+r, hwm+h
 	}
 	return rss, hwm, nil
+}
+
+// rssAnon is the anonymous part of the processes' RSS (RssAnon: heap,
+// stacks), without the pages of the binary itself (RssFile).
+func (o *operatorProcess) rssAnon() (int64, error) {
+	var sum int64
+	for _, p := range o.procs {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				sum += kb << 10
+			}
+		}
+	}
+	return sum, nil
 }
 
 func (o *shardProcess) rss() (rss, hwm int64, err error) {
