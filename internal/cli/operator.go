@@ -42,6 +42,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	kubeconfig := fs.String("kubeconfig", "", "`PATH` of a kubeconfig file; default: $KUBECONFIG, then the in-cluster configuration")
 	var opts operator.Options
 	fs.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", ":8080", "`ADDRESS` serving Prometheus metrics; 0 turns them off")
+	fs.BoolVar(&opts.Pprof, "pprof", false, "serve Go's runtime profiles (net/http/pprof: /debug/pprof/heap, /debug/pprof/profile, ...) on --metrics-bind-address; they expose what the operator holds in memory, so enable this only where the metrics address is private")
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "`ADDRESS` serving /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, so only one replica is active")
 	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", "chartkind-operator", "`NAME` of the leader election Lease: each shard needs its own")
@@ -62,6 +63,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	insight := fs.Bool("release-insight", true, "read what each release installed, on demand: a Healthy condition from its objects' health (kstatus) and status.access with its Services, Ingresses and Secret key names")
 	notes := fs.Bool("release-notes", true, "show the release notes (NOTES.txt) in status.access.notes; needs read access to Helm's release Secrets")
 	fs.DurationVar(&opts.HealthInterval, "health-interval", 5*time.Minute, "how often the objects of a healthy release are read again, to notice workloads that degrade after install")
+	memoryLimit := fs.String("memory-limit", "", "`QUANTITY`, the container's memory limit (e.g. 512Mi; the Helm chart passes limits.memory): the Go runtime gets a soft memory limit of 90% of it, so its GC works harder before the process is killed for exceeding the limit; a GOMEMLIMIT environment variable wins; empty: no soft limit")
 	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info or error (or a number: 2 is more verbose than debug)")
 	logFormat := fs.String("log-format", "json", "`FORMAT`: json (structured) or console (for development)")
 	webhookFlags := addWebhookFlags(fs)
@@ -125,6 +127,12 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 	opts.Logger = log
+	if limit, err := operator.SetMemoryLimit(*memoryLimit); err != nil {
+		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
+		return 2
+	} else if limit > 0 {
+		log.Info("soft memory limit set", "bytes", limit, "containerLimit", *memoryLimit)
+	}
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {

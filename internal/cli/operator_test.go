@@ -16,6 +16,7 @@ func TestOperatorShardFlags(t *testing.T) {
 		{[]string{"--watch-label-selector", "sharding.chartkind.io/key in (a"}, "--watch-label-selector"},
 		{[]string{"--watch-label-selector", "team=a"}, "only the shard key sharding.chartkind.io/key may be selected on, not team"},
 		{[]string{"--default-service-account", "Not_A_Name"}, "--default-service-account=\"Not_A_Name\""},
+		{[]string{"--memory-limit", "lots"}, "--memory-limit \"lots\""},
 	} {
 		var out, errOut bytes.Buffer
 		code := runOperator(c.args, &out, &errOut)

@@ -13,33 +13,95 @@ import (
 // here are informer transforms (cache.TransformFunc): they get each object
 // once, before it is stored and before any event handler sees it.
 
-// TrimRelease drops from a cached HelmRelease what chartkind never reads:
-// managedFields, and the history beyond its first and its latest
-// snapshot (the mirror reads the first, release insight the latest).
-// Nothing chartkind writes comes from a dropped field: a HelmRelease is
-// updated from its cached copy, but an update with no managedFields keeps
-// the stored ones, and its status (the history) is a subresource an update
-// ignores.
+// TrimRelease drops from a cached HelmRelease what chartkind never reads,
+// in its status only: half of what a HelmRelease helm-controller has
+// installed and upgraded keeps in the heap is its status (history
+// snapshots with digests and timestamps, the last attempt's revision,
+// checksums and digests), and chartkind reads a few fields of it.
+//
+// Kept: everything but managedFields outside the status, since a
+// HelmRelease is updated from its cached copy (an update with no
+// managedFields keeps the stored ones; any other field left out would be
+// removed: a finalizer, a label, a value); and of the status, what the
+// mirror and release insight read: observedGeneration, the conditions,
+// storageNamespace, the inventory, the failure counts,
+// lastHandledReconcileAt, and the first (newest) and the latest snapshot of
+// the history with their name, version, status, chart version and app
+// version. The status is a subresource an update ignores, so nothing
+// dropped from it is ever written.
+//
+// Strings that repeat across releases (namespaces, label and annotation
+// keys, kinds, condition types and reasons, chart names) are shared.
 func TrimRelease(obj any) (any, error) {
 	hr, ok := obj.(*helmv2.HelmRelease)
 	if !ok {
 		return obj, nil
 	}
 	hr.ManagedFields = nil
-	if h := hr.Status.History; len(h) > 2 {
-		latest := 0
-		for i, s := range h {
-			if s != nil && (h[latest] == nil || s.Version > h[latest].Version) {
-				latest = i
+	internMeta(&hr.TypeMeta, &hr.ObjectMeta)
+	if c := hr.Spec.Chart; c != nil {
+		c.Spec.Chart, c.Spec.Version = intern(c.Spec.Chart), intern(c.Spec.Version)
+		c.Spec.SourceRef.Kind, c.Spec.SourceRef.Name = intern(c.Spec.SourceRef.Kind), intern(c.Spec.SourceRef.Name)
+		c.Spec.SourceRef.Namespace = intern(c.Spec.SourceRef.Namespace)
+	}
+	hr.Status = trimReleaseStatus(hr.Status)
+	return hr, nil
+}
+
+func trimReleaseStatus(s helmv2.HelmReleaseStatus) helmv2.HelmReleaseStatus {
+	out := helmv2.HelmReleaseStatus{
+		ObservedGeneration: s.ObservedGeneration,
+		Conditions:         s.Conditions,
+		StorageNamespace:   intern(s.StorageNamespace),
+		Inventory:          s.Inventory,
+		Failures:           s.Failures,
+		InstallFailures:    s.InstallFailures,
+		UpgradeFailures:    s.UpgradeFailures,
+	}
+	out.LastHandledReconcileAt = s.LastHandledReconcileAt
+	for i := range out.Conditions {
+		c := &out.Conditions[i]
+		c.Type, c.Status, c.Reason = intern(c.Type), metav1.ConditionStatus(intern(string(c.Status))), intern(c.Reason)
+		// helm-controller often writes one message in two conditions
+		// (Ready and Released): keep it once.
+		for j := range i {
+			if out.Conditions[j].Message == c.Message {
+				c.Message = out.Conditions[j].Message
+				break
 			}
 		}
-		kept := helmv2.Snapshots{h[0]}
-		if latest != 0 {
-			kept = append(kept, h[latest])
-		}
-		hr.Status.History = kept
 	}
-	return hr, nil
+	if inv := out.Inventory; inv != nil {
+		for i := range inv.Entries {
+			inv.Entries[i].Version = intern(inv.Entries[i].Version)
+		}
+	}
+	h := s.History
+	if len(h) == 0 {
+		return out
+	}
+	latest := 0
+	for i, snap := range h {
+		if snap != nil && (h[latest] == nil || snap.Version > h[latest].Version) {
+			latest = i
+		}
+	}
+	out.History = helmv2.Snapshots{trimSnapshot(h[0])}
+	if latest != 0 {
+		out.History = append(out.History, trimSnapshot(h[latest]))
+	}
+	return out
+}
+
+// trimSnapshot keeps what chartkind reads of a history entry: the release
+// record's name and version (release notes), and its status, chart version
+// and app version (the object's status.version and appVersion).
+func trimSnapshot(s *helmv2.Snapshot) *helmv2.Snapshot {
+	if s == nil {
+		return nil
+	}
+	return &helmv2.Snapshot{Name: s.Name, Version: s.Version, Status: intern(s.Status),
+		ChartVersion: intern(s.ChartVersion), AppVersion: intern(s.AppVersion)}
 }
 
 // TrimCRD keeps only the metadata of a cached CustomResourceDefinition:

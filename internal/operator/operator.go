@@ -63,6 +63,11 @@ import (
 type Options struct {
 	// MetricsBindAddress is where Prometheus metrics are served; "0" or "" turns them off.
 	MetricsBindAddress string
+	// Pprof serves Go's runtime profiles (net/http/pprof, /debug/pprof/) on
+	// the metrics address; it needs MetricsBindAddress. Profiles expose what
+	// the process holds in memory: enable it only where the metrics address
+	// is private.
+	Pprof bool
 	// HealthProbeBindAddress serves /healthz and /readyz; "0" or "" turns them off.
 	HealthProbeBindAddress string
 	// LeaderElection makes only one replica active at a time.
@@ -167,6 +172,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("operator: --watch-label-selector %q: %w", opts.WatchLabelSelector, err)
 	}
+	metrics := metricsserver.Options{BindAddress: bind(opts.MetricsBindAddress)}
+	if opts.Pprof {
+		if metrics.BindAddress == "0" {
+			return nil, errors.New("operator: --pprof serves profiles on the metrics address: it needs --metrics-bind-address")
+		}
+		metrics.ExtraHandlers = pprofHandlers()
+	}
 	if opts.ShardOnly && opts.Webhook != nil {
 		return nil, errors.New("operator: a shard that does not manage definitions serves no webhook: the operator that manages definitions does")
 	}
@@ -174,7 +186,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Scheme:                  scheme,
 		Cache:                   cacheOptions(sel),
 		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: bind(opts.MetricsBindAddress)},
+		Metrics:                 metrics,
 		HealthProbeBindAddress:  probe,
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        id,

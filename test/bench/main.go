@@ -99,6 +99,9 @@ type config struct {
 	json                     bool // print one JSON object on stdout (the tables go to stderr)
 	shards                   int  // operator processes, each one shard (docs/sharding.md)
 	prebuilt                 string
+	heapProfile              string // where to save the operator's heap profile, taken with its RSS
+	createOnly               bool   // only the create phase: for sizes the other phases would take hours at
+	operatorEnv              string // KEY=VALUE,... added to the operator's environment (e.g. GOGC=50)
 }
 
 func main() {
@@ -120,6 +123,9 @@ func main() {
 	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
 	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
 	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
+	flag.StringVar(&c.heapProfile, "heap-profile", "", "run the operator with --pprof and, when its RSS is read at the end of the idle period, save its heap profile (/debug/pprof/heap after a GC; read it with go tool pprof -top -sample_index=inuse_space) in `FILE`, and the same as text ending in runtime.MemStats in FILE.txt; with -shards, shard i's in FILE-s<i>")
+	flag.BoolVar(&c.createOnly, "create-only", false, "measure only the create phase (then the idle period and -recheck): no releases installed, Ready, update or upgrade phase; implies -ideal=false and -single 0. For sizes the other phases would take hours at")
+	flag.StringVar(&c.operatorEnv, "operator-env", "", "`KEY=VALUE,...` added to the operator processes' environment only, e.g. GOGC=50 or GOMEMLIMIT=100MiB to measure the Go GC's settings (the control plane and the bench keep theirs)")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
 	flag.Parse()
@@ -129,6 +135,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if c.createOnly {
+		c.ideal, c.single = false, 0
 	}
 	// The bench's clients log nothing worth reading; errors are returned.
 	crlog.SetLogger(logr.Discard())
@@ -274,6 +283,7 @@ type result struct {
 	idleOps                       counters
 	idleWritten                   []string
 	rss, hwm                      int64
+	rssAnon                       int64 // of rss, anonymous memory (the heap, stacks), not the binary's pages
 	recheck                       *recheckResult
 	ideal                         *idealResult
 	single                        [3][]time.Duration // create, Ready, update, one at a time
@@ -455,7 +465,7 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	createToHR, err := collect(ctx, createdAt, 10*time.Minute, hrs.seenAt)
+	createToHR, err := collect(ctx, createdAt, phaseTimeout(total), hrs.seenAt)
 	if err != nil {
 		return nil, fmt.Errorf("create → HelmRelease: %w", err)
 	}
@@ -463,6 +473,10 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err := endPhase(phaseResult{name: "object create → HelmRelease exists", short: "create → HelmRelease exists",
 		lat: createToHR, wall: time.Since(phase), perObject: total - c.kinds}); err != nil {
 		return nil, err
+	}
+
+	if c.createOnly {
+		return idleEnd(ctx, c, r, env, &op, audited, last)
 	}
 
 	// What each release installed, created untimed (as Helm would, before
@@ -510,7 +524,7 @@ func run(ctx context.Context, c config) (*result, error) {
 		if err != nil {
 			return err
 		}
-		lat, err := collect(ctx, at, 10*time.Minute, matchedInKind(objTrackers))
+		lat, err := collect(ctx, at, phaseTimeout(total), matchedInKind(objTrackers))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -540,7 +554,7 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	updateLat, err := collect(ctx, updatedAt, 10*time.Minute, hrs.matchedAt)
+	updateLat, err := collect(ctx, updatedAt, phaseTimeout(total), hrs.matchedAt)
 	if err != nil {
 		return nil, fmt.Errorf("spec update → values: %w%s", err, liveState(ctx, dyn, err, hrs))
 	}
@@ -585,6 +599,16 @@ func run(ctx context.Context, c config) (*result, error) {
 	}
 
 	logf("status of %s o1 now: %s", kindName(0), describeStatus(objTrackers[0], "o1"))
+	return idleEnd(ctx, c, r, env, &op, audited, last)
+}
+
+// idleEnd runs the end of a run, after its last measured phase: the idle
+// period, the RSS (and heap profile) at its end, and the restart check.
+func idleEnd(ctx context.Context, c config, r *result, env *testenv.Env, opp **operatorProcess, audited map[string]*tracker, last counters) (*result, error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "[bench] "+format+"\n", args...) }
+	op := *opp
+	total := r.total
+	var err error
 	if last.observeErr > 0 {
 		logf("release insight failed %d times (chartkind_release_observe_seconds_count{result=\"error\"})", last.observeErr)
 	}
@@ -600,9 +624,19 @@ func run(ctx context.Context, c config) (*result, error) {
 	if r.rss, r.hwm, err = op.rss(); err != nil {
 		return nil, err
 	}
+	if r.rssAnon, err = op.rssAnon(); err != nil {
+		return nil, err
+	}
+	if c.heapProfile != "" {
+		// After the RSS: the profile's GC must not change the figure.
+		if err := op.saveHeapProfiles(ctx, c.heapProfile); err != nil {
+			return nil, fmt.Errorf("heap profile: %w", err)
+		}
+		logf("heap profile saved in %s (and %s.txt)", c.heapProfile, c.heapProfile)
+	}
 
 	if c.recheck > 0 {
-		rc, err := recheck(ctx, c, env, &op, audited, total)
+		rc, err := recheck(ctx, c, env, opp, audited, total)
 		if err != nil {
 			return nil, fmt.Errorf("restart check: %w", err)
 		}
@@ -718,6 +752,7 @@ func report(out io.Writer, c config, r *result) {
 	}
 	fmt.Fprintf(out, "\n| measure | value |\n|---|---|\n")
 	fmt.Fprintf(out, "| operator RSS at the end (peak) | %.0f MiB (%.0f MiB) |\n", mib(r.rss), mib(r.hwm))
+	fmt.Fprintf(out, "| of which anonymous (heap, stacks; the rest is the binary's pages) | %.0f MiB |\n", mib(r.rssAnon))
 	labels := []string{"create", "Ready reflected", "spec update", "upgrade reflected"}
 	for i, p := range r.phases {
 		fmt.Fprintf(out, "| operator API writes per object: %s | %.2f |\n", labels[i], p.per(p.ops.writes))
@@ -1452,8 +1487,14 @@ func startOperator(ctx context.Context, env *testenv.Env, c config, healthInterv
 		if healthInterval > 0 {
 			args = append(args, "--health-interval", healthInterval.String())
 		}
+		if c.heapProfile != "" {
+			args = append(args, "--pprof")
+		}
 		args = append(args, shardArgs(i, n)...)
 		cmd := exec.Command(c.operatorBin, args...)
+		if c.operatorEnv != "" {
+			cmd.Env = append(os.Environ(), strings.Split(c.operatorEnv, ",")...)
+		}
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
@@ -1634,6 +1675,25 @@ func (o *operatorProcess) rss() (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// rssAnon is the anonymous part of the processes' RSS (RssAnon: heap,
+// stacks), without the pages of the binary itself (RssFile).
+func (o *operatorProcess) rssAnon() (int64, error) {
+	var sum int64
+	for _, p := range o.procs {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				sum += kb << 10
+			}
+		}
+	}
+	return sum, nil
+}
+
 func (o *shardProcess) rss() (rss, hwm int64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.cmd.Process.Pid))
 	if err != nil {
@@ -1653,6 +1713,52 @@ func (o *shardProcess) rss() (rss, hwm int64, err error) {
 		}
 	}
 	return rss, hwm, nil
+}
+
+// saveHeapProfiles saves each operator process's heap profile, taken after
+// a GC (so in-use figures are the live heap), in file (shard i > 0 in
+// file-s<i>), and the same profile as text, which ends with the process's
+// runtime.MemStats (heap in use, heap released, next GC target), in file.txt.
+func (o *operatorProcess) saveHeapProfiles(ctx context.Context, file string) error {
+	for i, p := range o.procs {
+		name := file
+		if i > 0 {
+			name += "-" + shardKey(i)
+		}
+		for _, f := range []struct{ query, path string }{{"gc=1", name}, {"debug=1", name + ".txt"}} {
+			if err := httpSave(ctx, "http://"+p.metricsAddr+"/debug/pprof/heap?"+f.query, f.path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func httpSave(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s (an operator without --pprof? see -operator-bin)", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// phaseTimeout bounds how long a bulk phase may take once its changes are
+// made: 10 minutes, or more for sizes that need it at 20 objects/s (a
+// loaded 2-core machine mirrored 35/s at 40,000 objects).
+func phaseTimeout(total int) time.Duration {
+	return max(10*time.Minute, time.Duration(total)*50*time.Millisecond)
 }
 
 // waitQuiet waits until the operator's write counter stops moving, so each
