@@ -83,18 +83,30 @@ type observation struct {
 // helm-controller acts on a new spec, and that changes the status.
 func releaseFingerprint(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRelease) uint64 {
 	h := fnv.New64a()
-	// Of the history, the latest snapshot only: the cache keeps less of it
-	// than a write's response or a live read, which must not differ.
+	// What chartkind reads of the status, as its cache keeps it
+	// (engine.TrimRelease): a write's response or a live read carries more
+	// (the whole history, other fields), which must not make a difference.
 	st := hr.Status
-	st.History = nil
+	fp := struct {
+		ObservedGeneration                         int64
+		Conditions                                 []metav1.Condition
+		StorageNamespace                           string
+		Inventory                                  *helmv2.ResourceInventory
+		Failures, InstallFailures, UpgradeFailures int64
+		LastHandled                                string
+		Name, Status, ChartVersion, AppVersion     string
+		Version                                    int
+	}{ObservedGeneration: st.ObservedGeneration, Conditions: st.Conditions, StorageNamespace: st.StorageNamespace,
+		Inventory: st.Inventory, Failures: st.Failures, InstallFailures: st.InstallFailures, UpgradeFailures: st.UpgradeFailures,
+		LastHandled: st.LastHandledReconcileAt}
 	latest := latestRevision(hr)
-	for _, s := range hr.Status.History {
+	for _, s := range st.History {
 		if s != nil && s.Version == latest {
-			st.History = helmv2.Snapshots{s}
+			fp.Name, fp.Status, fp.ChartVersion, fp.AppVersion, fp.Version = s.Name, s.Status, s.ChartVersion, s.AppVersion, s.Version
 			break
 		}
 	}
-	b, err := json.Marshal(st)
+	b, err := json.Marshal(fp)
 	if err != nil {
 		return 0
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/engine"
 )
 
 // The recheck interval of an unhealthy release grows with how long it has
@@ -179,6 +180,17 @@ func TestReleaseFingerprintIgnoresOldHistory(t *testing.T) {
 	trimmed.Status.History = helmv2.Snapshots{trimmed.Status.History[0]}
 	if releaseFingerprint(def, full) != releaseFingerprint(def, trimmed) {
 		t.Error("the fingerprint depends on old history")
+	}
+	// The cache trims the status to what chartkind reads; an Update's
+	// response has all of it.
+	cached, err := engine.TrimRelease(full.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Status.LastAttemptedRevision, full.Status.LastAttemptedConfigDigest = "1.0.0", "sha256:x"
+	full.Status.History[0].Digest, full.Status.History[0].FirstDeployed = "sha256:y", metav1.Now()
+	if releaseFingerprint(def, full) != releaseFingerprint(def, cached.(*helmv2.HelmRelease)) {
+		t.Error("the fingerprint differs between a cached and a full HelmRelease")
 	}
 	upgraded := full.DeepCopy()
 	upgraded.Status.History[0].Status = "superseded"
