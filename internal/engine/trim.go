@@ -44,11 +44,14 @@ func TrimRelease(obj any) (any, error) {
 		c.Spec.SourceRef.Kind, c.Spec.SourceRef.Name = intern(c.Spec.SourceRef.Kind), intern(c.Spec.SourceRef.Name)
 		c.Spec.SourceRef.Namespace = intern(c.Spec.SourceRef.Namespace)
 	}
-	hr.Status = trimReleaseStatus(hr.Status)
+	hr.Status = ReadStatus(hr.Status)
 	return hr, nil
 }
 
-func trimReleaseStatus(s helmv2.HelmReleaseStatus) helmv2.HelmReleaseStatus {
+// ReadStatus is what chartkind reads of a HelmRelease's status, as its
+// cache keeps it: anything computed from a status (release insight's
+// fingerprint) gives the same for a cached copy and a full one.
+func ReadStatus(s helmv2.HelmReleaseStatus) helmv2.HelmReleaseStatus {
 	out := helmv2.HelmReleaseStatus{
 		ObservedGeneration: s.ObservedGeneration,
 		Conditions:         s.Conditions,

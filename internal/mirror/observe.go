@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/engine"
 	"github.com/chartkind/chartkind/internal/insight"
 	"github.com/chartkind/chartkind/internal/metrics"
 )
@@ -83,30 +84,10 @@ type observation struct {
 // helm-controller acts on a new spec, and that changes the status.
 func releaseFingerprint(def *v1alpha1.ApplicationDefinition, hr *helmv2.HelmRelease) uint64 {
 	h := fnv.New64a()
-	// What chartkind reads of the status, as its cache keeps it
-	// (engine.TrimRelease): a write's response or a live read carries more
-	// (the whole history, other fields), which must not make a difference.
-	st := hr.Status
-	fp := struct {
-		ObservedGeneration                         int64
-		Conditions                                 []metav1.Condition
-		StorageNamespace                           string
-		Inventory                                  *helmv2.ResourceInventory
-		Failures, InstallFailures, UpgradeFailures int64
-		LastHandled                                string
-		Name, Status, ChartVersion, AppVersion     string
-		Version                                    int
-	}{ObservedGeneration: st.ObservedGeneration, Conditions: st.Conditions, StorageNamespace: st.StorageNamespace,
-		Inventory: st.Inventory, Failures: st.Failures, InstallFailures: st.InstallFailures, UpgradeFailures: st.UpgradeFailures,
-		LastHandled: st.LastHandledReconcileAt}
-	latest := latestRevision(hr)
-	for _, s := range st.History {
-		if s != nil && s.Version == latest {
-			fp.Name, fp.Status, fp.ChartVersion, fp.AppVersion, fp.Version = s.Name, s.Status, s.ChartVersion, s.AppVersion, s.Version
-			break
-		}
-	}
-	b, err := json.Marshal(fp)
+	// What chartkind reads of the status, as its cache keeps it: a write's
+	// response or a live read carries more (the whole history, other
+	// fields), which must not make a difference.
+	b, err := json.Marshal(engine.ReadStatus(hr.Status))
 	if err != nil {
 		return 0
 	}
@@ -155,7 +136,7 @@ func (m *Mirror) forget(uid string) {
 // recheck is spread over the healthy interval: a restart at 100,000
 // objects would otherwise read every release at once, although none
 // changed. A release that changed meanwhile changed its status, and is read.
-func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus, shownAsIs bool) time.Duration {
+func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus, shownAsIs func() bool) time.Duration {
 	if m.insight == nil {
 		return 0
 	}
@@ -166,7 +147,7 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 	last, ok := m.observed.last[uid]
 	m.observed.mu.Unlock()
 	healthy := findCondition(st.Conditions, ConditionHealthy)
-	if !ok && shownAsIs && healthy != nil && healthy.Status == metav1.ConditionTrue && settled(hr) && m.showsWhatIsWanted(t, st) {
+	if !ok && healthy != nil && healthy.Status == metav1.ConditionTrue && settled(hr) && m.showsWhatIsWanted(t, st) && shownAsIs() {
 		last = observation{fingerprint: fp, due: now.Add(time.Second + rand.N(m.insight.HealthyInterval))}
 		m.observed.mu.Lock()
 		m.observed.last[uid] = last

@@ -79,7 +79,7 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	obj := &unstructured.Unstructured{Object: map[string]any{}}
 	reconcile := func(st *objectStatus, written bool) (*objectStatus, time.Duration) {
 		tg := &target{def: def, names: definition.Effective(def), gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}
-		d := m.observe(context.Background(), tg, obj, hr, st, false)
+		d := m.observe(context.Background(), tg, obj, hr, st, func() bool { return false })
 		if written {
 			m.shown(tg)
 		}
@@ -143,7 +143,7 @@ func TestObserveAfterRestart(t *testing.T) {
 		st := &objectStatus{Access: &accessStatus{Notes: "connect with…"}}
 		st.setCondition(metav1.Condition{Type: ConditionHealthy, Status: health, Reason: "x"})
 		tg := &target{def: def, names: definition.Effective(def), gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}
-		return m.observe(context.Background(), tg, &unstructured.Unstructured{Object: map[string]any{}}, hr, st, shownAsIs)
+		return m.observe(context.Background(), tg, &unstructured.Unstructured{Object: map[string]any{}}, hr, st, func() bool { return shownAsIs })
 	}
 	for range 20 {
 		if d := observe(metav1.ConditionTrue, true); reader.gets != 0 || d <= 0 || d > time.Minute+time.Second {

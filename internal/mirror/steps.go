@@ -391,7 +391,8 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
 	// What the object shows of the HelmRelease is as it is now: then so
 	// is, after a restart, the observation the object shows (observe).
-	shownAsIs := st.equal(old) && sameReady(findCondition(old.Conditions, ConditionReady), ready)
+	// Asked only for an object not observed since the operator started.
+	shownAsIs := func() bool { return st.equal(old) && sameReady(findCondition(old.Conditions, ConditionReady), ready) }
 	recheck := m.observe(ctx, t, obj, hr, st, shownAsIs)
 	st.LastHandledReconcileAt = hr.Status.LastHandledReconcileAt
 	if hr.Spec.Suspend {
