@@ -76,12 +76,6 @@ type Options struct {
 	// MaxProblems bounds Health.Problems and Access.Omitted, after which one
 	// "and N more" line follows; 0 means DefaultMaxProblems.
 	MaxProblems int
-	// ReadAt, when set, is a resourceVersion of the cluster the reader reads
-	// (the HelmRelease's own): every read asks for data not older than it,
-	// which the API server serves from its watch cache instead of etcd (see
-	// notOlderThan). "" makes quorum reads, as for a remote cluster, whose
-	// versions are not comparable with the HelmRelease's.
-	ReadAt string
 }
 
 // Report is what Observe found, ready to be copied into an application's
@@ -138,7 +132,7 @@ func Observe(ctx context.Context, r client.Reader, hr *helmv2.HelmRelease, opts 
 	// Reads still in flight when Observe returns early are not wanted.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r = readAtLeast(r, opts.ReadAt)
+	r = watchCacheReader{r}
 	if opts.MaxNotes <= 0 {
 		opts.MaxNotes = DefaultMaxNotes
 	}

@@ -8,56 +8,35 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// notOlderThan reads through r at least as new as resourceVersion rv.
+// watchCacheReader reads through the API server's watch cache.
 //
-// Why: a read without a resourceVersion is a quorum read from etcd; a read
-// with one is served from the API server's watch cache, which waits (asking
-// etcd for a progress notification) until it has caught up with rv. The
-// objects of a release and its release record are written before
-// helm-controller writes the status that made us observe it, so a read not
-// older than that status's resourceVersion sees them as new as a quorum
-// read would, without the round trip to etcd and the decoding that follow.
-// resourceVersions are etcd revisions, comparable across resources of one
-// cluster only: a remote cluster's reader is never wrapped.
-type notOlderThan struct {
+// Why: a read without a resourceVersion is a quorum read from etcd, which
+// costs the API server a round trip to etcd and a decoding; a read at
+// resourceVersion "0" is served from the watch cache the API server keeps
+// anyway. That cache may be milliseconds behind etcd, which release insight
+// can afford: an object seen in an older state shows as not yet healthy,
+// and an unhealthy release is observed again within MinRecheck. What it
+// cannot afford is to report a just-created object as missing, so a
+// NotFound is confirmed by a quorum read. (Asking for data not older than
+// the HelmRelease's own resourceVersion would be exact, but the watch cache
+// of a resource that did not change since then waits for etcd's next
+// progress notification, up to 100 ms, for every such read: measured, it
+// made one observation take ~100 ms.)
+type watchCacheReader struct {
 	client.Reader
-	rv string
 }
 
-// readAtLeast wraps r so that its reads are not older than rv; "" leaves r
-// as it is (quorum reads).
-func readAtLeast(r client.Reader, rv string) client.Reader {
-	if rv == "" {
-		return r
-	}
-	return notOlderThan{Reader: r, rv: rv}
-}
-
-// Get reads key from the watch cache, not older than the wrapped version.
-// When the cache has not caught up within the API server's wait (its
-// "Too large resource version" timeout), the object is read from etcd.
-func (n notOlderThan) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	err := n.Reader.Get(ctx, key, obj, append(opts, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: n.rv}})...)
-	if cacheBehind(err) {
-		return n.Reader.Get(ctx, key, obj, opts...)
+// Get reads key at resourceVersion "0"; a NotFound is read again from etcd.
+func (w watchCacheReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	err := w.Reader.Get(ctx, key, obj, append(opts, &client.GetOptions{Raw: &metav1.GetOptions{ResourceVersion: "0"}})...)
+	if apierrors.IsNotFound(err) {
+		return w.Reader.Get(ctx, key, obj, opts...)
 	}
 	return err
 }
 
-// List lists from the watch cache, not older than the wrapped version, and
-// like Get falls back to a quorum list when the cache is behind.
-func (n notOlderThan) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	at := &client.ListOptions{Raw: &metav1.ListOptions{
-		ResourceVersion: n.rv, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}}
-	err := n.Reader.List(ctx, list, append(opts, at)...)
-	if cacheBehind(err) {
-		return n.Reader.List(ctx, list, opts...)
-	}
-	return err
-}
-
-// cacheBehind says the watch cache did not reach the version asked for in
-// time.
-func cacheBehind(err error) bool {
-	return apierrors.IsTimeout(err) && apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge)
+// List lists at resourceVersion "0" (pods and release records: an older
+// list only delays a problem line until the next observation).
+func (w watchCacheReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return w.Reader.List(ctx, list, append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: "0"}})...)
 }

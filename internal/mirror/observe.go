@@ -224,11 +224,6 @@ func (m *Mirror) observeNow(ctx context.Context, t *target, obj *unstructured.Un
 	if access != nil {
 		opts.Rules = access.Objects
 	}
-	if hr.Spec.KubeConfig == nil {
-		// What the release installed was written before the status that
-		// brought us here: the watch cache serves it not older than that.
-		opts.ReadAt = hr.ResourceVersion
-	}
 	revision := latestRevision(hr)
 	m.observed.mu.Lock()
 	haveNotes := m.observed.notes[uid] == revision && revision > 0 && st.Access != nil
