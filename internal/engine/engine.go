@@ -100,13 +100,13 @@ type Options struct {
 
 // Engine serves application kinds. Create it with New, run it with Start.
 type Engine struct {
-	dyn      dynamic.Interface
-	releases InformerSource
-	reader   client.Reader
-	handler  Handler
-	opts     Options
-	log      logr.Logger
-	queue    workqueue.TypedRateLimitingInterface[Key]
+	dyn          dynamic.Interface
+	releases     InformerSource
+	releaseCache *ReleaseCache
+	handler      Handler
+	opts         Options
+	log          logr.Logger
+	queue        workqueue.TypedRateLimitingInterface[Key]
 
 	serveMu sync.Mutex // serialises Serve and Stop
 
@@ -134,9 +134,10 @@ type kindState struct {
 	store cache.Store
 }
 
-// New returns an engine that watches application objects with dyn, reads
-// HelmReleases through reader and gets their informer from releases.
-func New(dyn dynamic.Interface, releases InformerSource, reader client.Reader, handler Handler, opts Options) *Engine {
+// New returns an engine that watches application objects with dyn and
+// HelmReleases with the informer of releases, whose store it also lists
+// (ReleaseCache).
+func New(dyn dynamic.Interface, releases InformerSource, handler Handler, opts Options) *Engine {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -154,16 +155,16 @@ func New(dyn dynamic.Interface, releases InformerSource, reader client.Reader, h
 		)
 	}
 	return &Engine{
-		dyn:        dyn,
-		releases:   releases,
-		reader:     reader,
-		handler:    handler,
-		opts:       opts,
-		log:        opts.Logger,
-		queue:      workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[Key]{Name: "chartkind"}),
-		kinds:      map[string]*kindState{},
-		started:    make(chan struct{}),
-		eventTimes: map[Key]time.Time{},
+		dyn:          dyn,
+		releases:     releases,
+		releaseCache: NewReleaseCache(releases),
+		handler:      handler,
+		opts:         opts,
+		log:          opts.Logger,
+		queue:        workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[Key]{Name: "chartkind"}),
+		kinds:        map[string]*kindState{},
+		started:      make(chan struct{}),
+		eventTimes:   map[Key]time.Time{},
 	}
 }
 
@@ -182,7 +183,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if hr, ok := obj.(*helmv2.HelmRelease); ok && e.opts.OwnWrites.own(hr) {
+			if e.opts.OwnWrites.own(obj) {
 				return // chartkind just created it: nothing new
 			}
 			e.enqueueRelease(obj)
@@ -190,7 +191,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		UpdateFunc: func(oldObj, newObj any) {
 			oldKey, oldOK := e.releaseKey(oldObj)
 			newKey, newOK := e.releaseKey(newObj)
-			if hr, ok := newObj.(*helmv2.HelmRelease); ok && e.opts.OwnWrites.own(hr) {
+			if e.opts.OwnWrites.own(newObj) {
 				newOK = false // chartkind just wrote this version: nothing new
 			}
 			if oldOK && (oldKey != newKey || newOK) {
@@ -204,9 +205,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			if hr, ok := obj.(*helmv2.HelmRelease); ok {
-				e.opts.OwnWrites.forget(hr)
-			}
+			e.opts.OwnWrites.forget(obj)
 			e.enqueueRelease(obj)
 		},
 	})
@@ -515,7 +514,7 @@ func (e *Engine) releaseKey(obj any) (Key, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	hr, ok := obj.(*helmv2.HelmRelease)
+	hr, ok := releaseHeader(obj)
 	if !ok {
 		return Key{}, false
 	}
@@ -545,8 +544,9 @@ func (e *Engine) releaseOwner(hr *helmv2.HelmRelease, served []*v1alpha1.Applica
 }
 
 func (e *Engine) resyncReleases(ctx context.Context, defName string) {
-	var list helmv2.HelmReleaseList
-	if err := e.reader.List(ctx, &list); err != nil {
+	// The cache's own copies, decoded only for releases no object controls.
+	items, err := e.releaseCache.Headers(ctx)
+	if err != nil {
 		e.log.Error(err, "listing HelmReleases", "definition", defName)
 		return
 	}
@@ -556,8 +556,10 @@ func (e *Engine) resyncReleases(ctx context.Context, defName string) {
 			only = append(only, d)
 		}
 	}
-	for i := range list.Items {
-		e.mapRelease(&list.Items[i], only)
+	for _, item := range items {
+		if hr, ok := releaseHeader(item); ok {
+			e.mapRelease(hr, only)
+		}
 	}
 }
 

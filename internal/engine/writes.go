@@ -38,10 +38,11 @@ func (w *OwnWrites) record(obj client.Object) {
 	w.mu.Unlock()
 }
 
-// own reports whether hr is the version an own write produced, and
-// forgets it: one write, one event.
-func (w *OwnWrites) own(hr *helmv2.HelmRelease) bool {
-	if w == nil {
+// own reports whether obj, a HelmRelease as the cache holds it, is the
+// version an own write produced, and forgets it: one write, one event.
+func (w *OwnWrites) own(obj any) bool {
+	hr, ok := releaseObject(obj)
+	if w == nil || !ok {
 		return false
 	}
 	key := client.ObjectKeyFromObject(hr)
@@ -51,7 +52,7 @@ func (w *OwnWrites) own(hr *helmv2.HelmRelease) bool {
 	if !ok {
 		return false
 	}
-	if rv == hr.ResourceVersion {
+	if rv == hr.GetResourceVersion() {
 		delete(w.rv, key)
 		return true
 	}
@@ -59,13 +60,26 @@ func (w *OwnWrites) own(hr *helmv2.HelmRelease) bool {
 }
 
 // forget drops what is known of a deleted HelmRelease.
-func (w *OwnWrites) forget(hr *helmv2.HelmRelease) {
-	if w == nil {
+func (w *OwnWrites) forget(obj any) {
+	hr, ok := releaseObject(obj)
+	if w == nil || !ok {
 		return
 	}
 	w.mu.Lock()
 	delete(w.rv, client.ObjectKeyFromObject(hr))
 	w.mu.Unlock()
+}
+
+// releaseObject is a HelmRelease's metadata, as the cache holds it
+// (CachedRelease) or not (HelmRelease).
+func releaseObject(obj any) (client.Object, bool) {
+	switch o := obj.(type) {
+	case *CachedRelease:
+		return o, true
+	case *helmv2.HelmRelease:
+		return o, true
+	}
+	return nil, false
 }
 
 type recordingClient struct {
