@@ -38,6 +38,7 @@ import (
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/crd"
 	"github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/mapsize"
 	"github.com/chartkind/chartkind/internal/metrics"
 )
 
@@ -118,7 +119,8 @@ type Engine struct {
 	startOnce sync.Once
 
 	timesMu    sync.Mutex
-	eventTimes map[Key]time.Time
+	eventTimes map[Key]time.Time // rebuilt smaller after a bulk phase (mapsize)
+	timesPeak  mapsize.Peak
 }
 
 type kindState struct {
@@ -458,6 +460,7 @@ func (e *Engine) Enqueue(key Key) {
 	e.timesMu.Lock()
 	if _, ok := e.eventTimes[key]; !ok {
 		e.eventTimes[key] = time.Now()
+		e.eventTimes = mapsize.Shrink(e.eventTimes, &e.timesPeak)
 	}
 	e.timesMu.Unlock()
 	e.queue.Add(key)
@@ -624,8 +627,11 @@ func (e *Engine) reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 func (e *Engine) takeEventTime(key Key) time.Time {
 	e.timesMu.Lock()
 	defer e.timesMu.Unlock()
-	t := e.eventTimes[key]
-	delete(e.eventTimes, key)
+	t, ok := e.eventTimes[key]
+	if ok {
+		delete(e.eventTimes, key)
+		e.eventTimes = mapsize.Shrink(e.eventTimes, &e.timesPeak)
+	}
 	return t
 }
 
@@ -637,6 +643,7 @@ func (e *Engine) restoreEventTime(key Key, t time.Time) {
 	defer e.timesMu.Unlock()
 	if cur, ok := e.eventTimes[key]; !ok || t.Before(cur) {
 		e.eventTimes[key] = t
+		e.eventTimes = mapsize.Shrink(e.eventTimes, &e.timesPeak)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chartkind/chartkind/internal/mapsize"
 )
 
 // OwnWrites remembers the resourceVersion of the HelmRelease version each
@@ -19,8 +21,9 @@ import (
 // before; so is an own write whose event never came, since the next
 // version simply differs.
 type OwnWrites struct {
-	mu sync.Mutex
-	rv map[types.NamespacedName]string
+	mu   sync.Mutex
+	rv   map[types.NamespacedName]string // rebuilt smaller after a bulk phase (mapsize)
+	peak mapsize.Peak
 }
 
 // NewOwnWrites returns an empty OwnWrites.
@@ -35,6 +38,7 @@ func (w *OwnWrites) record(obj client.Object) {
 	}
 	w.mu.Lock()
 	w.rv[client.ObjectKeyFromObject(obj)] = obj.GetResourceVersion()
+	w.rv = mapsize.Shrink(w.rv, &w.peak)
 	w.mu.Unlock()
 }
 
@@ -54,6 +58,7 @@ func (w *OwnWrites) own(obj any) bool {
 	}
 	if rv == hr.GetResourceVersion() {
 		delete(w.rv, key)
+		w.rv = mapsize.Shrink(w.rv, &w.peak)
 		return true
 	}
 	return false
@@ -67,6 +72,7 @@ func (w *OwnWrites) forget(obj any) {
 	}
 	w.mu.Lock()
 	delete(w.rv, client.ObjectKeyFromObject(hr))
+	w.rv = mapsize.Shrink(w.rv, &w.peak)
 	w.mu.Unlock()
 }
 
