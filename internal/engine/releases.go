@@ -114,7 +114,8 @@ func DecodeRelease(c *CachedRelease) (*helmv2.HelmRelease, error) {
 // release to map it to its object: the metadata, and the spec only for a
 // release no object controls (it is then matched by its chart), which is
 // the one case it is decoded. A HelmRelease (from a cache without
-// CompactRelease) is returned as it is.
+// CompactRelease) is returned as it is. What it returns may share the
+// cache's labels and owner references: it is read, never changed.
 func releaseHeader(obj any) (*helmv2.HelmRelease, bool) {
 	switch o := obj.(type) {
 	case *helmv2.HelmRelease:
