@@ -38,6 +38,7 @@ import (
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/crd"
 	"github.com/chartkind/chartkind/internal/definition"
+	"github.com/chartkind/chartkind/internal/mapsize"
 	"github.com/chartkind/chartkind/internal/metrics"
 )
 
@@ -100,13 +101,13 @@ type Options struct {
 
 // Engine serves application kinds. Create it with New, run it with Start.
 type Engine struct {
-	dyn      dynamic.Interface
-	releases InformerSource
-	reader   client.Reader
-	handler  Handler
-	opts     Options
-	log      logr.Logger
-	queue    workqueue.TypedRateLimitingInterface[Key]
+	dyn          dynamic.Interface
+	releases     InformerSource
+	releaseCache *ReleaseCache
+	handler      Handler
+	opts         Options
+	log          logr.Logger
+	queue        workqueue.TypedRateLimitingInterface[Key]
 
 	serveMu sync.Mutex // serialises Serve and Stop
 
@@ -118,7 +119,8 @@ type Engine struct {
 	startOnce sync.Once
 
 	timesMu    sync.Mutex
-	eventTimes map[Key]time.Time
+	eventTimes map[Key]time.Time // rebuilt smaller after a bulk phase (mapsize)
+	timesPeak  mapsize.Peak
 }
 
 type kindState struct {
@@ -134,9 +136,10 @@ type kindState struct {
 	store cache.Store
 }
 
-// New returns an engine that watches application objects with dyn, reads
-// HelmReleases through reader and gets their informer from releases.
-func New(dyn dynamic.Interface, releases InformerSource, reader client.Reader, handler Handler, opts Options) *Engine {
+// New returns an engine that watches application objects with dyn and
+// HelmReleases with the informer of releases, whose store it also lists
+// (ReleaseCache).
+func New(dyn dynamic.Interface, releases InformerSource, handler Handler, opts Options) *Engine {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -154,16 +157,16 @@ func New(dyn dynamic.Interface, releases InformerSource, reader client.Reader, h
 		)
 	}
 	return &Engine{
-		dyn:        dyn,
-		releases:   releases,
-		reader:     reader,
-		handler:    handler,
-		opts:       opts,
-		log:        opts.Logger,
-		queue:      workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[Key]{Name: "chartkind"}),
-		kinds:      map[string]*kindState{},
-		started:    make(chan struct{}),
-		eventTimes: map[Key]time.Time{},
+		dyn:          dyn,
+		releases:     releases,
+		releaseCache: NewReleaseCache(releases),
+		handler:      handler,
+		opts:         opts,
+		log:          opts.Logger,
+		queue:        workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[Key]{Name: "chartkind"}),
+		kinds:        map[string]*kindState{},
+		started:      make(chan struct{}),
+		eventTimes:   map[Key]time.Time{},
 	}
 }
 
@@ -182,7 +185,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if hr, ok := obj.(*helmv2.HelmRelease); ok && e.opts.OwnWrites.own(hr) {
+			if e.opts.OwnWrites.own(obj) {
 				return // chartkind just created it: nothing new
 			}
 			e.enqueueRelease(obj)
@@ -190,7 +193,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		UpdateFunc: func(oldObj, newObj any) {
 			oldKey, oldOK := e.releaseKey(oldObj)
 			newKey, newOK := e.releaseKey(newObj)
-			if hr, ok := newObj.(*helmv2.HelmRelease); ok && e.opts.OwnWrites.own(hr) {
+			if e.opts.OwnWrites.own(newObj) {
 				newOK = false // chartkind just wrote this version: nothing new
 			}
 			if oldOK && (oldKey != newKey || newOK) {
@@ -204,9 +207,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			if hr, ok := obj.(*helmv2.HelmRelease); ok {
-				e.opts.OwnWrites.forget(hr)
-			}
+			e.opts.OwnWrites.forget(obj)
 			e.enqueueRelease(obj)
 		},
 	})
@@ -459,6 +460,7 @@ func (e *Engine) Enqueue(key Key) {
 	e.timesMu.Lock()
 	if _, ok := e.eventTimes[key]; !ok {
 		e.eventTimes[key] = time.Now()
+		e.eventTimes = mapsize.Shrink(e.eventTimes, &e.timesPeak)
 	}
 	e.timesMu.Unlock()
 	e.queue.Add(key)
@@ -515,7 +517,7 @@ func (e *Engine) releaseKey(obj any) (Key, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	hr, ok := obj.(*helmv2.HelmRelease)
+	hr, ok := releaseHeader(obj)
 	if !ok {
 		return Key{}, false
 	}
@@ -545,8 +547,9 @@ func (e *Engine) releaseOwner(hr *helmv2.HelmRelease, served []*v1alpha1.Applica
 }
 
 func (e *Engine) resyncReleases(ctx context.Context, defName string) {
-	var list helmv2.HelmReleaseList
-	if err := e.reader.List(ctx, &list); err != nil {
+	// The cache's own copies, decoded only for releases no object controls.
+	items, err := e.releaseCache.Headers(ctx)
+	if err != nil {
 		e.log.Error(err, "listing HelmReleases", "definition", defName)
 		return
 	}
@@ -556,8 +559,10 @@ func (e *Engine) resyncReleases(ctx context.Context, defName string) {
 			only = append(only, d)
 		}
 	}
-	for i := range list.Items {
-		e.mapRelease(&list.Items[i], only)
+	for _, item := range items {
+		if hr, ok := releaseHeader(item); ok {
+			e.mapRelease(hr, only)
+		}
 	}
 }
 
@@ -622,8 +627,11 @@ func (e *Engine) reconcile(ctx context.Context, def *v1alpha1.ApplicationDefinit
 func (e *Engine) takeEventTime(key Key) time.Time {
 	e.timesMu.Lock()
 	defer e.timesMu.Unlock()
-	t := e.eventTimes[key]
-	delete(e.eventTimes, key)
+	t, ok := e.eventTimes[key]
+	if ok {
+		delete(e.eventTimes, key)
+		e.eventTimes = mapsize.Shrink(e.eventTimes, &e.timesPeak)
+	}
 	return t
 }
 
@@ -635,6 +643,7 @@ func (e *Engine) restoreEventTime(key Key, t time.Time) {
 	defer e.timesMu.Unlock()
 	if cur, ok := e.eventTimes[key]; !ok || t.Before(cur) {
 		e.eventTimes[key] = t
+		e.eventTimes = mapsize.Shrink(e.eventTimes, &e.timesPeak)
 	}
 }
 

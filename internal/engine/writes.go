@@ -7,6 +7,8 @@ import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chartkind/chartkind/internal/mapsize"
 )
 
 // OwnWrites remembers the resourceVersion of the HelmRelease version each
@@ -19,8 +21,9 @@ import (
 // before; so is an own write whose event never came, since the next
 // version simply differs.
 type OwnWrites struct {
-	mu sync.Mutex
-	rv map[types.NamespacedName]string
+	mu   sync.Mutex
+	rv   map[types.NamespacedName]string // rebuilt smaller after a bulk phase (mapsize)
+	peak mapsize.Peak
 }
 
 // NewOwnWrites returns an empty OwnWrites.
@@ -35,13 +38,15 @@ func (w *OwnWrites) record(obj client.Object) {
 	}
 	w.mu.Lock()
 	w.rv[client.ObjectKeyFromObject(obj)] = obj.GetResourceVersion()
+	w.rv = mapsize.Shrink(w.rv, &w.peak)
 	w.mu.Unlock()
 }
 
-// own reports whether hr is the version an own write produced, and
-// forgets it: one write, one event.
-func (w *OwnWrites) own(hr *helmv2.HelmRelease) bool {
-	if w == nil {
+// own reports whether obj, a HelmRelease as the cache holds it, is the
+// version an own write produced, and forgets it: one write, one event.
+func (w *OwnWrites) own(obj any) bool {
+	hr, ok := releaseObject(obj)
+	if w == nil || !ok {
 		return false
 	}
 	key := client.ObjectKeyFromObject(hr)
@@ -51,21 +56,36 @@ func (w *OwnWrites) own(hr *helmv2.HelmRelease) bool {
 	if !ok {
 		return false
 	}
-	if rv == hr.ResourceVersion {
+	if rv == hr.GetResourceVersion() {
 		delete(w.rv, key)
+		w.rv = mapsize.Shrink(w.rv, &w.peak)
 		return true
 	}
 	return false
 }
 
 // forget drops what is known of a deleted HelmRelease.
-func (w *OwnWrites) forget(hr *helmv2.HelmRelease) {
-	if w == nil {
+func (w *OwnWrites) forget(obj any) {
+	hr, ok := releaseObject(obj)
+	if w == nil || !ok {
 		return
 	}
 	w.mu.Lock()
 	delete(w.rv, client.ObjectKeyFromObject(hr))
+	w.rv = mapsize.Shrink(w.rv, &w.peak)
 	w.mu.Unlock()
+}
+
+// releaseObject is a HelmRelease's metadata, as the cache holds it
+// (CachedRelease) or not (HelmRelease).
+func releaseObject(obj any) (client.Object, bool) {
+	switch o := obj.(type) {
+	case *CachedRelease:
+		return o, true
+	case *helmv2.HelmRelease:
+		return o, true
+	}
+	return nil, false
 }
 
 type recordingClient struct {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/mapsize"
 )
 
 // ObjectCache serves application objects from a watch cache: the engine's
@@ -90,7 +91,8 @@ const recentWritesWindow = 10 * time.Second
 // once the cache moved on, or after recentWritesWindow.
 type recentWrites struct {
 	mu        sync.Mutex
-	byKey     map[string]recentWrite
+	byKey     map[string]recentWrite // rebuilt smaller after a bulk phase (mapsize)
+	peak      mapsize.Peak
 	lastSweep time.Time
 }
 
@@ -116,6 +118,7 @@ func (w *recentWrites) record(key, prev string, obj *unstructured.Unstructured, 
 		replaced = append(cur.replaced, prev)
 	}
 	w.byKey[key] = recentWrite{uid: string(obj.GetUID()), written: obj.GetResourceVersion(), replaced: replaced, at: now}
+	w.byKey = mapsize.Shrink(w.byKey, &w.peak)
 	if now.Sub(w.lastSweep) > recentWritesWindow {
 		w.lastSweep = now
 		for k, e := range w.byKey {
@@ -124,6 +127,7 @@ func (w *recentWrites) record(key, prev string, obj *unstructured.Unstructured, 
 			}
 		}
 	}
+	w.byKey = mapsize.Shrink(w.byKey, &w.peak)
 }
 
 // behind reports whether cached is a version an own write of key replaced.
@@ -146,6 +150,7 @@ func (w *recentWrites) behind(key string, cached *unstructured.Unstructured) boo
 	}
 	// The cache holds our write, or something newer: it is the truth again.
 	delete(w.byKey, key)
+	w.byKey = mapsize.Shrink(w.byKey, &w.peak)
 	return false
 }
 
@@ -155,5 +160,6 @@ func (w *recentWrites) forget(key string) {
 	}
 	w.mu.Lock()
 	delete(w.byKey, key)
+	w.byKey = mapsize.Shrink(w.byKey, &w.peak)
 	w.mu.Unlock()
 }

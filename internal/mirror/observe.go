@@ -19,6 +19,7 @@ import (
 	"github.com/chartkind/chartkind/api/v1alpha1"
 	"github.com/chartkind/chartkind/internal/engine"
 	"github.com/chartkind/chartkind/internal/insight"
+	"github.com/chartkind/chartkind/internal/mapsize"
 	"github.com/chartkind/chartkind/internal/metrics"
 )
 
@@ -60,6 +61,9 @@ type observerState struct {
 	mu    sync.Mutex
 	notes map[string]int       // release revision whose notes the status holds
 	since map[string]time.Time // when the object was last seen healthy and settled, or first seen otherwise
+	// sincePeak: since holds the objects not yet healthy, all of them in a
+	// bulk phase and few after it, and is rebuilt smaller then (mapsize).
+	sincePeak mapsize.Peak
 	// remotes are the clients of the clusters releases install into (spec.kubeConfig).
 	remotes remoteClients
 	// last is, per object, the release status last observed and shown in
@@ -121,6 +125,7 @@ func (m *Mirror) forget(uid string) {
 	m.observed.mu.Lock()
 	delete(m.observed.notes, uid)
 	delete(m.observed.since, uid)
+	m.observed.since = mapsize.Shrink(m.observed.since, &m.observed.sincePeak)
 	delete(m.observed.last, uid)
 	m.observed.mu.Unlock()
 }
@@ -317,12 +322,14 @@ func (m *Mirror) backoff(uid string, healthy bool) time.Duration {
 	defer m.observed.mu.Unlock()
 	if healthy {
 		delete(m.observed.since, uid)
+		m.observed.since = mapsize.Shrink(m.observed.since, &m.observed.sincePeak)
 		return o.HealthyInterval
 	}
 	now := m.now()
 	since, ok := m.observed.since[uid]
 	if !ok {
 		m.observed.since[uid] = now
+		m.observed.since = mapsize.Shrink(m.observed.since, &m.observed.sincePeak)
 		since = now
 	}
 	d := now.Sub(since) / 4

@@ -185,6 +185,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOptions(sel),
+		NewClient:               newClient,
 		Logger:                  log,
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  probe,
@@ -225,8 +226,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 			HealthyInterval: opts.HealthInterval,
 		})
 	}
-	counts := &defctrl.CountsReconciler{Client: mgr.GetClient()}
-	eng := engine.New(dyn, mgr.GetCache(), mgr.GetClient(), m, engine.Options{
+	counts := &defctrl.CountsReconciler{Client: mgr.GetClient(), Releases: engine.NewReleaseCache(mgr.GetCache())}
+	eng := engine.New(dyn, mgr.GetCache(), m, engine.Options{
 		Workers:        opts.MaxConcurrentReconciles,
 		Logger:         log.WithName("engine"),
 		ObjectsChanged: counts.ObjectsChanged,

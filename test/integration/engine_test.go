@@ -88,7 +88,7 @@ func TestEngineServesKindsAtRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &recordingHandler{seen: map[string]int{}, fail: map[string]int{}}
-	e := engine.New(dyn, c, env.Client, h, engine.Options{Workers: 2, SyncTimeout: 2 * time.Second})
+	e := engine.New(dyn, c, h, engine.Options{Workers: 2, SyncTimeout: 2 * time.Second})
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- e.Start(ctx) }()
 

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	"github.com/fluxcd/pkg/apis/meta"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -21,6 +19,7 @@ import (
 	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/chartkind/chartkind/api/v1alpha1"
+	"github.com/chartkind/chartkind/internal/engine"
 )
 
 // ObjectCounter counts the objects of a served kind from its watch cache; the
@@ -35,9 +34,13 @@ type ObjectCounter interface {
 // schema steps: it counts from caches at most once per MinInterval per
 // definition, and writes only when a count changed.
 type CountsReconciler struct {
-	// Client reads definitions and HelmReleases from the manager's cache.
-	Client  client.Client
-	Counter ObjectCounter
+	// Client reads definitions from the manager's cache.
+	Client client.Client
+	// Releases lists HelmReleases from the manager's cache as it holds
+	// them, without decoding them: a count reads only their metadata and
+	// whether they are Ready.
+	Releases *engine.ReleaseCache
+	Counter  ObjectCounter
 	// MinInterval between two counts of one definition; defaults to 2s.
 	MinInterval time.Duration
 
@@ -83,13 +86,9 @@ func (r *CountsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-func releaseReady(o client.Object) bool {
-	hr, ok := o.(*helmv2.HelmRelease)
-	if !ok {
-		return false
-	}
-	return apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition)
-}
+// releaseReady reads a HelmRelease event's object: a CachedRelease, as the
+// manager's cache holds them.
+func releaseReady(o client.Object) bool { return engine.ReleaseReady(o) }
 
 // Reconcile recounts one definition's objects.
 func (r *CountsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -118,14 +117,13 @@ func (r *CountsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// Not served (yet): the count is unknown, leave it.
 		return ctrl.Result{}, nil
 	}
-	var list helmv2.HelmReleaseList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{releaseDefinitionLabel: def.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	releases, err := r.Releases.Headers(ctx, client.MatchingLabels{releaseDefinitionLabel: def.Name})
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	ready := 0
-	for i := range list.Items {
-		hr := &list.Items[i]
-		if metav1.GetControllerOf(hr) != nil && hr.DeletionTimestamp == nil && apimeta.IsStatusConditionTrue(hr.Status.Conditions, meta.ReadyCondition) {
+	for _, hr := range releases {
+		if metav1.GetControllerOf(hr) != nil && hr.GetDeletionTimestamp() == nil && engine.ReleaseReady(hr) {
 			ready++
 		}
 	}
