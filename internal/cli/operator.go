@@ -64,6 +64,7 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	notes := fs.Bool("release-notes", true, "show the release notes (NOTES.txt) in status.access.notes; needs read access to Helm's release Secrets")
 	fs.DurationVar(&opts.HealthInterval, "health-interval", 5*time.Minute, "how often the objects of a healthy release are read again, to notice workloads that degrade after install")
 	memoryLimit := fs.String("memory-limit", "", "`QUANTITY`, the container's memory limit (e.g. 512Mi; the Helm chart passes limits.memory): the Go runtime gets a soft memory limit of 90% of it, so its GC works harder before the process is killed for exceeding the limit; a GOMEMLIMIT environment variable wins; empty: no soft limit")
+	gcPercent := fs.Int("gc-percent", operator.DefaultGCPercent, "the Go GC's target heap growth in percent (GOGC): at 50 the heap stays within 1.5× what is live, Go's default 100 lets it grow to 2×; 0 keeps the runtime's; a GOGC environment variable wins")
 	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info or error (or a number: 2 is more verbose than debug)")
 	logFormat := fs.String("log-format", "json", "`FORMAT`: json (structured) or console (for development)")
 	webhookFlags := addWebhookFlags(fs)
@@ -127,6 +128,11 @@ func runOperator(args []string, stdout, stderr io.Writer) int {
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 	opts.Logger = log
+	if *gcPercent < 0 {
+		fmt.Fprintf(stderr, "chartkind operator: --gc-percent %d: must be 0 or more\n", *gcPercent)
+		return 2
+	}
+	log.V(1).Info("GC target set", "percent", operator.SetGCPercent(*gcPercent))
 	if limit, err := operator.SetMemoryLimit(*memoryLimit); err != nil {
 		fmt.Fprintf(stderr, "chartkind operator: %v\n", err)
 		return 2

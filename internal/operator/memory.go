@@ -41,3 +41,25 @@ func SetMemoryLimit(containerLimit string) (int64, error) {
 	debug.SetMemoryLimit(limit)
 	return limit, nil
 }
+
+// DefaultGCPercent is the operator's GOGC unless the GOGC environment
+// variable says otherwise. Go's default, 100, lets the heap grow to twice
+// what is live before a collection; most of the operator's live heap is its
+// caches, which are long-lived, so at 50 the heap stays at 1.5 times them.
+// Measured at 10 kinds × 1,000 objects (create phase, docs/benchmarks.md):
+// RSS 118 MiB against 149 MiB, for 3 % more operator CPU per object.
+const DefaultGCPercent = 50
+
+// SetGCPercent sets the GC's target (runtime/debug.SetGCPercent) to percent,
+// unless a GOGC environment variable set by hand says otherwise (the runtime
+// has read it then) or percent is 0 (the runtime's own setting). It returns
+// the setting in force.
+func SetGCPercent(percent int) int {
+	if os.Getenv("GOGC") != "" || percent == 0 {
+		cur := debug.SetGCPercent(100)
+		debug.SetGCPercent(cur)
+		return cur
+	}
+	debug.SetGCPercent(percent)
+	return percent
+}

@@ -39,3 +39,22 @@ func TestSetMemoryLimit(t *testing.T) {
 		t.Errorf("with GOMEMLIMIT: %d, %v, runtime limit %d", got, err, debug.SetMemoryLimit(-1))
 	}
 }
+
+func TestSetGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	t.Setenv("GOGC", "")
+	if got := SetGCPercent(DefaultGCPercent); got != DefaultGCPercent || debug.SetGCPercent(100) != DefaultGCPercent {
+		t.Errorf("SetGCPercent(%d) = %d, want the runtime set to it", DefaultGCPercent, got)
+	}
+	debug.SetGCPercent(100)
+	if got := SetGCPercent(0); got != 100 || debug.SetGCPercent(100) != 100 {
+		t.Errorf("SetGCPercent(0) = %d, want the runtime's setting left alone", got)
+	}
+	// GOGC set by hand wins (the runtime read it at start; here it is 80).
+	t.Setenv("GOGC", "80")
+	debug.SetGCPercent(80)
+	if got := SetGCPercent(DefaultGCPercent); got != 80 || debug.SetGCPercent(80) != 80 {
+		t.Errorf("with GOGC=80: %d, want 80 left in force", got)
+	}
+}
