@@ -11,10 +11,10 @@
 // pod lines per workload, release notes and condition messages).
 //
 // API calls of one Observe, all through the given client.Reader (the
-// operator passes its uncached API reader), each at resourceVersion "0":
-// the API server serves it from its watch cache, not from etcd, so objects
-// are seen as that cache has them, milliseconds behind etcd; a NotFound is
-// confirmed by a quorum read (see watchCacheReader):
+// operator passes its uncached API reader); with Options.FromWatchCache
+// (rechecks of a release already observed as it is) each at resourceVersion
+// "0", which the API server serves from its watch cache, not from etcd, a
+// NotFound confirmed by a quorum read (see watchCacheReader):
 //
 //   - one Get per inventory object (unstructured, GVK from the inventory;
 //     Secrets as metadata only when no access rule can select a Secret, so

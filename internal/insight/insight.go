@@ -76,6 +76,13 @@ type Options struct {
 	// MaxProblems bounds Health.Problems and Access.Omitted, after which one
 	// "and N more" line follows; 0 means DefaultMaxProblems.
 	MaxProblems int
+	// FromWatchCache makes every read at resourceVersion "0", served from
+	// the API server's watch cache instead of etcd (see watchCacheReader):
+	// for rechecks of a release already observed as it is, where an object
+	// seen milliseconds old does no harm. The first observation of a new
+	// release status reads from etcd: an object the cache still holds as it
+	// was before an upgrade may look healthy.
+	FromWatchCache bool
 }
 
 // Report is what Observe found, ready to be copied into an application's
@@ -132,7 +139,9 @@ func Observe(ctx context.Context, r client.Reader, hr *helmv2.HelmRelease, opts 
 	// Reads still in flight when Observe returns early are not wanted.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r = watchCacheReader{r}
+	if opts.FromWatchCache {
+		r = watchCacheReader{r}
+	}
 	if opts.MaxNotes <= 0 {
 		opts.MaxNotes = DefaultMaxNotes
 	}

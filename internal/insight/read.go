@@ -13,15 +13,16 @@ import (
 // Why: a read without a resourceVersion is a quorum read from etcd, which
 // costs the API server a round trip to etcd and a decoding; a read at
 // resourceVersion "0" is served from the watch cache the API server keeps
-// anyway. That cache may be milliseconds behind etcd, which release insight
-// can afford: an object seen in an older state shows as not yet healthy,
-// and an unhealthy release is observed again within MinRecheck. What it
-// cannot afford is to report a just-created object as missing, so a
-// NotFound is confirmed by a quorum read. (Asking for data not older than
-// the HelmRelease's own resourceVersion would be exact, but the watch cache
-// of a resource that did not change since then waits for etcd's next
-// progress notification, up to 100 ms, for every such read: measured, it
-// made one observation take ~100 ms.)
+// anyway (BenchmarkInsightReads: about half the API server's and etcd's
+// CPU). That cache may be milliseconds behind etcd, which a recheck of a
+// release already observed can afford, and the first observation of a new
+// release status cannot: an object the cache still holds as it was before an
+// upgrade may look healthy (Options.FromWatchCache). An object missing from
+// the cache may be one just created, so a NotFound is confirmed by a quorum
+// read. (Reads not older than the HelmRelease's own resourceVersion would be
+// exact, but the watch cache of a resource that did not change since then
+// waits for etcd's next progress notification, requested at most every
+// 100 ms: measured, one observation then took ~100 ms.)
 type watchCacheReader struct {
 	client.Reader
 }

@@ -166,7 +166,13 @@ func (m *Mirror) observe(ctx context.Context, t *target, obj *unstructured.Unstr
 		metrics.InsightSkipped.WithLabelValues(t.gvk.Kind).Inc()
 		return last.due.Sub(now)
 	}
-	d := m.observeNow(ctx, t, obj, hr, st)
+	// A recheck of a release whose status is as last observed reads from
+	// the API server's watch cache; the first observation of a new status
+	// reads from etcd: an object the watch cache still holds as it was
+	// before an upgrade could look healthy, and would be shown so until the
+	// next recheck.
+	recheck := ok && last.fingerprint == fp
+	d := m.observeNow(ctx, t, obj, hr, st, recheck)
 	t.observed = nil
 	if d > 0 {
 		t.observed = &observation{fingerprint: fp, due: now.Add(d)}
@@ -198,7 +204,7 @@ func (m *Mirror) shown(t *target) {
 	m.observed.mu.Unlock()
 }
 
-func (m *Mirror) observeNow(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus) time.Duration {
+func (m *Mirror) observeNow(ctx context.Context, t *target, obj *unstructured.Unstructured, hr *helmv2.HelmRelease, st *objectStatus, recheck bool) time.Duration {
 	o := m.insight
 	uid := t.uid()
 	reader := o.Reader
@@ -224,7 +230,7 @@ func (m *Mirror) observeNow(ctx context.Context, t *target, obj *unstructured.Un
 		return 0
 	}
 	access := t.def.Spec.Access
-	opts := insight.Options{}
+	opts := insight.Options{FromWatchCache: recheck}
 	wantNotes := o.ReleaseNotes && (access == nil || access.ReleaseNotes != v1alpha1.ReleaseNotesHide)
 	if access != nil {
 		opts.Rules = access.Objects

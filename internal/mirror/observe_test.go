@@ -51,11 +51,23 @@ func TestBackoffGrowsWithTimeNotEvents(t *testing.T) {
 type countingReader struct {
 	client.Reader
 	gets int
+	rvs  []string // the resourceVersion of each read: "" from etcd, "0" from the watch cache
 }
 
 func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	r.gets++
+	o := &client.GetOptions{}
+	o.ApplyOptions(opts)
+	r.rvs = append(r.rvs, o.AsGetOptions().ResourceVersion)
 	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// lastRV is the resourceVersion of the last read.
+func (r *countingReader) lastRV() string {
+	if len(r.rvs) == 0 {
+		return "none"
+	}
+	return r.rvs[len(r.rvs)-1]
 }
 
 // A reconcile of an object that already shows its release as it is reads
@@ -90,6 +102,9 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 	if reader.gets != 1 || d != time.Minute || findCondition(st.Conditions, ConditionHealthy) == nil {
 		t.Fatalf("first observation: %d reads, recheck %s, conditions %v", reader.gets, d, st.Conditions)
 	}
+	if reader.lastRV() != "" {
+		t.Errorf("first observation read at resourceVersion %q, want a quorum read", reader.lastRV())
+	}
 	// Its status write failed: the next reconcile reads again.
 	reconcile(st.deepCopy(), false)
 	if reader.gets != 2 {
@@ -111,12 +126,12 @@ func TestObserveReadsOnlyWhatChanged(t *testing.T) {
 		t.Errorf("an object status without the observation was not observed: %d reads", reader.gets)
 	}
 	hr.Status.Conditions[0].Reason = "UpgradeSucceeded"
-	if reconcile(shown.deepCopy(), true); reader.gets != 5 {
-		t.Errorf("a release status change was not observed: %d reads", reader.gets)
+	if reconcile(shown.deepCopy(), true); reader.gets != 5 || reader.lastRV() != "" {
+		t.Errorf("a release status change was not observed from etcd: %d reads, the last at resourceVersion %q", reader.gets, reader.lastRV())
 	}
 	now = now.Add(time.Minute)
-	if reconcile(shown.deepCopy(), true); reader.gets != 6 {
-		t.Errorf("a due recheck was not observed: %d reads", reader.gets)
+	if reconcile(shown.deepCopy(), true); reader.gets != 6 || reader.lastRV() != "0" {
+		t.Errorf("a due recheck was not observed from the watch cache: %d reads, the last at resourceVersion %q", reader.gets, reader.lastRV())
 	}
 	m.forget((&target{gvk: GVK(def), key: types.NamespacedName{Namespace: "ns", Name: "a"}}).uid())
 	if reconcile(shown.deepCopy(), true); reader.gets != 7 {
