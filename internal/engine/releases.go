@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -153,10 +154,16 @@ func (c *ReleaseCache) store(ctx context.Context) (cache.Indexer, error) {
 	if c.indexer != nil {
 		return c.indexer, nil
 	}
-	// Blocks, as the cache's own reader does, until the informer synced.
+	// Once the cache started, this blocks until the informer synced; before,
+	// it returns an informer whose store is still empty, which must not
+	// read as "no HelmRelease exists" (controller-runtime's own reader
+	// answers ErrCacheNotStarted too).
 	inf, err := c.source.GetInformer(ctx, &helmv2.HelmRelease{})
 	if err != nil {
 		return nil, fmt.Errorf("getting the HelmRelease informer: %w", err)
+	}
+	if !inf.HasSynced() {
+		return nil, &crcache.ErrCacheNotStarted{}
 	}
 	withIndexer, ok := inf.(interface{ GetIndexer() cache.Indexer })
 	if !ok {

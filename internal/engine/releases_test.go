@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -178,11 +179,20 @@ func TestReleaseCache(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	rc := NewReleaseCache(informerSource{inf})
+	// Before the informer synced, its empty store must not read as "no
+	// HelmRelease exists".
+	var early helmv2.HelmRelease
+	if err := rc.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "b"}, &early); !errors.As(err, new(*crcache.ErrCacheNotStarted)) {
+		t.Errorf("Get before the cache synced: %v, want ErrCacheNotStarted", err)
+	}
+	if _, err := rc.Headers(ctx); !errors.As(err, new(*crcache.ErrCacheNotStarted)) {
+		t.Errorf("Headers before the cache synced: %v, want ErrCacheNotStarted", err)
+	}
 	go inf.Run(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("not synced")
 	}
-	rc := NewReleaseCache(informerSource{inf})
 
 	want := decodedRelease(t)
 	_, _ = TrimRelease(want)

@@ -74,7 +74,7 @@ func (r *CountsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 			return nil
 		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return releaseReady(e.ObjectOld) != releaseReady(e.ObjectNew) ||
+			return engine.ReleaseReady(e.ObjectOld) != engine.ReleaseReady(e.ObjectNew) ||
 				e.ObjectOld.GetLabels()[releaseDefinitionLabel] != e.ObjectNew.GetLabels()[releaseDefinitionLabel]
 		}})).
 		WatchesRawSource(crsource.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
@@ -85,10 +85,6 @@ func (r *CountsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		})).
 		Complete(r)
 }
-
-// releaseReady reads a HelmRelease event's object: a CachedRelease, as the
-// manager's cache holds them.
-func releaseReady(o client.Object) bool { return engine.ReleaseReady(o) }
 
 // Reconcile recounts one definition's objects.
 func (r *CountsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
