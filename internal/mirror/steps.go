@@ -382,12 +382,7 @@ func (m *Mirror) syncStatus(ctx context.Context, t *target, obj *unstructured.Un
 		}
 	}
 	ready := findCondition(hr.Status.Conditions, ConditionReady)
-	// helm-controller moves status.observedGeneration only once a reconcile
-	// ends; while it retries a failed upgrade, only the conditions say which
-	// generation they are about. Either one tells the current generation was
-	// processed.
-	processed := hr.Generation > 0 &&
-		(hr.Status.ObservedGeneration == hr.Generation || (ready != nil && ready.ObservedGeneration == hr.Generation)) &&
+	processed := hr.Generation > 0 && releaseProcessed(hr, ready) &&
 		hr.Annotations[AnnotationGeneration] == strconv.FormatInt(obj.GetGeneration(), 10)
 	// What the object shows of the HelmRelease is as it is now: then so
 	// is, after a restart, the observation the object shows (observe).
@@ -606,4 +601,24 @@ func adminValues(t *target) (administrator, error) {
 		return administrator{}, err
 	}
 	return administrator{set: set, paths: paths}, nil
+}
+
+// releaseProcessed reports whether helm-controller is done with hr's
+// current generation, so that its Ready condition (ready) is the verdict on
+// it.
+//
+// helm-controller moves status.observedGeneration only once a reconcile
+// ends; while it retries a failed upgrade, only the conditions say which
+// generation they are about, and a failure they report is final for that
+// attempt. A success they report is not yet: Flux's patch helper writes a
+// status's conditions first and the rest of it (history, inventory) in a
+// second request, so a HelmRelease can be Ready=True for the new
+// generation while its history still names no deployed release, or the
+// previous one. Shown then, the object would be Ready with no version or
+// the old one.
+func releaseProcessed(hr *helmv2.HelmRelease, ready *metav1.Condition) bool {
+	if hr.Status.ObservedGeneration == hr.Generation {
+		return true
+	}
+	return ready != nil && ready.ObservedGeneration == hr.Generation && ready.Status != metav1.ConditionTrue
 }

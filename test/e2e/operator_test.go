@@ -66,7 +66,9 @@ func TestApplicationThroughRealHelm(t *testing.T) {
 	must(t, c.Create(ctx, obj))
 	env.WaitForReady(t, obj, stepTimeout)
 	if v, _, _ := unstructured.NestedString(obj.Object, "status", "version"); v != "0.1.0" {
-		t.Fatalf("status.version = %q, want the deployed chart version 0.1.0", v)
+		hr := &helmv2.HelmRelease{}
+		_ = c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "redis-cache"}, hr)
+		t.Fatalf("status.version = %q, want the deployed chart version 0.1.0\nobject status: %v\nHelmRelease status: %+v\nhistory[0]: %+v", v, obj.Object["status"], hr.Status, hr.Status.History.Latest())
 	}
 	waitConfig(t, env, ns, "redis-cache-config", "maxmemory 128mb")
 	done()

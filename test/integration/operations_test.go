@@ -93,11 +93,37 @@ func TestKstatusStages(t *testing.T) {
 		t.Errorf("kstatus while the release is pending = %s, want InProgress", got)
 	}
 
+	// helm-controller writes a status in two requests, its conditions
+	// first: Ready=True for the generation, while the reconcile goes on
+	// and the history names no deployed release yet. That is not a
+	// verdict, or the object would be Ready with no version.
+	setReleaseStatus(t, ns, "kstatuswidget-w", func(hr *helmv2.HelmRelease) {
+		hr.Status.ObservedGeneration = -1
+		ready := readyCondition(metav1.ConditionTrue, "InstallSucceeded", "installed")
+		ready.ObservedGeneration = hr.Generation
+		hr.Status.Conditions = []metav1.Condition{ready,
+			{Type: "Reconciling", Status: metav1.ConditionTrue, Reason: "Progressing", Message: "Running 'install' action", ObservedGeneration: hr.Generation, LastTransitionTime: metav1.Now()}}
+	})
+	// The Reconciling condition shown tells the mirror saw that status.
+	midway := waitObject(t, def, ns, "w", func(u *unstructured.Unstructured) error {
+		if c := condition(u, "Reconciling"); c == nil || c["status"] != "True" {
+			return fmt.Errorf("Reconciling = %v", c)
+		}
+		return nil
+	})
+	if c := condition(midway, "Ready"); c == nil || c["reason"] != "Progressing" {
+		t.Errorf("Ready while helm-controller has written only the conditions of a successful install = %v, want Progressing", c)
+	}
 	setReleaseStatus(t, ns, "kstatuswidget-w", func(hr *helmv2.HelmRelease) {
 		hr.Status.ObservedGeneration = hr.Generation
 		hr.Status.Conditions = []metav1.Condition{readyCondition(metav1.ConditionTrue, "InstallSucceeded", "installed")}
+		hr.Status.History = helmv2.Snapshots{{Name: hr.Name, Namespace: ns, Version: 1, Status: "deployed", ChartName: "widget", ChartVersion: "1.2.3",
+			ConfigDigest: "sha256:0", FirstDeployed: metav1.Now(), LastDeployed: metav1.Now()}}
 	})
 	waitKstatus(t, get, status.CurrentStatus)
+	if v, _, _ := unstructured.NestedString(mustGetObject(t, def, ns, "w").Object, "status", "version"); v != "1.2.3" {
+		t.Errorf("status.version once Ready = %q, want the deployed chart version 1.2.3", v)
+	}
 
 	// A spec change is InProgress until the release has processed it.
 	var obj *unstructured.Unstructured
