@@ -36,6 +36,7 @@ import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -48,6 +49,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/chartkind/chartkind/internal/generate"
 	"github.com/chartkind/chartkind/internal/testenv"
 )
 
@@ -324,6 +326,7 @@ func waitMatched(ctx context.Context, t *tracker, name string) (time.Time, error
 
 // idealResult is what the ideal mirror achieved in the same run.
 type idealResult struct {
+	schema string        // schemaFree or schemaChartkind
 	phases []phaseResult // create, Ready, update
 	single [3][]time.Duration
 }
@@ -332,13 +335,16 @@ type idealResult struct {
 // own kinds in namespace ideal, through the same bulk phases as chartkind,
 // then single changes; then removes all of it, so that chartkind's run
 // starts from the same API server state.
-func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn dynamic.Interface, c config) (*idealResult, error) {
+func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn dynamic.Interface, c config, schemaKind string) (*idealResult, error) {
 	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "[bench] ideal mirror: "+format+"\n", args...)
+		fmt.Fprintf(os.Stderr, "[bench] ideal mirror ("+schemaKind+" schema): "+format+"\n", args...)
 	}
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	for k := 0; k < c.kinds; k++ {
-		crd := idealCRD(k)
+		crd, err := idealCRD(k, schemaKind)
+		if err != nil {
+			return nil, err
+		}
 		if err := cl.Create(ctx, crd); err != nil {
 			return nil, err
 		}
@@ -359,7 +365,8 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 			return nil, fmt.Errorf("CRD %s never established: %w", crd.Name, err)
 		}
 	}
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: idealNS}}); err != nil {
+	// A second measurement (-ideal-schema both) finds the namespace there.
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: idealNS}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	hrs := newTracker()
@@ -491,8 +498,39 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 	return res, nil
 }
 
-func idealCRD(k int) *apiextensionsv1.CustomResourceDefinition {
+// The schemas the ideal mirror's kinds can have (-ideal-schema).
+const (
+	// schemaFree: spec and status accept anything (x-kubernetes-preserve-unknown-fields):
+	// the API server validates, prunes and converts nothing, the least
+	// work any CRD can cost it.
+	schemaFree = "free"
+	// schemaChartkind: the CRD chartkind generates for the bench's
+	// definition (generate.CRD, as `chartkind generate` does), under the
+	// ideal's group and names: the same spec and status schemas and CEL
+	// name rules, which the API server checks on every write of an object,
+	// the bench's own writes included. Against this ideal, a gap is
+	// chartkind's own work; against the free one, it also holds the API
+	// server's validation of the schema, which chartkind exists to have.
+	schemaChartkind = "chartkind"
+)
+
+func idealCRD(k int, schemaKind string) (*apiextensionsv1.CustomResourceDefinition, error) {
 	gvr := idealGVR(k)
+	if schemaKind == schemaChartkind {
+		def := benchDefinition(idealKind(k))
+		def.Spec.Application.Group = idealGroup
+		res, err := generate.CRD(generate.Input{Definition: def})
+		if err != nil {
+			return nil, fmt.Errorf("generating the ideal's CRD %s: %w", gvr.Resource, err)
+		}
+		crd := res.CRD
+		if crd.Name != gvr.Resource+"."+gvr.Group || crd.Spec.Versions[0].Name != gvr.Version {
+			// The ideal's objects are reached by idealGVR: the generated CRD must serve it.
+			crd.Name, crd.Spec.Group, crd.Spec.Names.Plural = gvr.Resource+"."+gvr.Group, gvr.Group, gvr.Resource
+			crd.Spec.Versions[0].Name = gvr.Version
+		}
+		return crd, nil
+	}
 	free := &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptrTo(true)}
 	return &apiextensionsv1.CustomResourceDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: gvr.Resource + "." + gvr.Group},
@@ -504,7 +542,7 @@ func idealCRD(k int) *apiextensionsv1.CustomResourceDefinition {
 				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{Type: "object",
 					Properties: map[string]apiextensionsv1.JSONSchemaProps{"spec": *free, "status": *free}}}}},
 		},
-	}
+	}, nil
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -27,6 +27,12 @@ type jsonResult struct {
 	Chartkind phases3  `json:"chartkind"`
 	// Chartkind's throughput as a percentage of the ideal mirror's.
 	PercentOfIdeal *phases3 `json:"percentOfIdeal,omitempty"`
+	// The schema of the ideal's kinds (-ideal-schema): "free" or "chartkind".
+	IdealSchema string `json:"idealSchema,omitempty"`
+	// -ideal-schema both: the ideal measured again on chartkind's CRD, and
+	// chartkind's throughput as a percentage of that.
+	IdealChartkindSchema          *phases3 `json:"idealChartkindSchema,omitempty"`
+	PercentOfIdealChartkindSchema *phases3 `json:"percentOfIdealChartkindSchema,omitempty"`
 	// One change at a time: p50 latency, and chartkind's p50 / the ideal's p50.
 	SingleIdealP50Ms     *phases3 `json:"singleIdealP50Ms,omitempty"`
 	SingleChartkindP50Ms *phases3 `json:"singleChartkindP50Ms,omitempty"`
@@ -78,9 +84,17 @@ func writeJSON(w io.Writer, c config, r *result) error {
 	if len(r.phases) > 0 {
 		j.CreateSec = round1(r.phases[0].wall.Seconds())
 	}
+	percent := func(ideal *phases3) *phases3 {
+		return &phases3{round1(100 * j.Chartkind.Create / ideal.Create), round1(100 * j.Chartkind.Ready / ideal.Ready), round1(100 * j.Chartkind.Update / ideal.Update)}
+	}
+	if id := r.idealSchema; id != nil && len(id.phases) == 3 {
+		j.IdealChartkindSchema = &phases3{tp(id.phases[0]), tp(id.phases[1]), tp(id.phases[2])}
+		j.PercentOfIdealChartkindSchema = percent(j.IdealChartkindSchema)
+	}
 	if id := r.ideal; id != nil && len(id.phases) == 3 {
+		j.IdealSchema = id.schema
 		j.Ideal = &phases3{tp(id.phases[0]), tp(id.phases[1]), tp(id.phases[2])}
-		j.PercentOfIdeal = &phases3{round1(100 * j.Chartkind.Create / j.Ideal.Create), round1(100 * j.Chartkind.Ready / j.Ideal.Ready), round1(100 * j.Chartkind.Update / j.Ideal.Update)}
+		j.PercentOfIdeal = percent(j.Ideal)
 		if len(id.single[0]) > 0 && len(r.single[0]) > 0 {
 			p := func(s [3][]time.Duration) *phases3 {
 				return &phases3{ms(pct(s[0], 50)), ms(pct(s[1], 50)), ms(pct(s[2], 50))}

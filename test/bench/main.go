@@ -93,11 +93,12 @@ type config struct {
 	insight, compare         bool
 	healthInterval           time.Duration
 	recheck, recheckInterval time.Duration
-	reconcilers              int  // the operator's --max-concurrent-reconciles, and the ideal mirror's workers
-	ideal                    bool // measure the ideal mirror first (ideal.go)
-	single                   int  // changes of each phase made one at a time, after the bulk phases
-	json                     bool // print one JSON object on stdout (the tables go to stderr)
-	shards                   int  // operator processes, each one shard (docs/sharding.md)
+	reconcilers              int    // the operator's --max-concurrent-reconciles, and the ideal mirror's workers
+	ideal                    bool   // measure the ideal mirror first (ideal.go)
+	idealSchema              string // schemaFree, schemaChartkind or "both"
+	single                   int    // changes of each phase made one at a time, after the bulk phases
+	json                     bool   // print one JSON object on stdout (the tables go to stderr)
+	shards                   int    // operator processes, each one shard (docs/sharding.md)
 	prebuilt                 string
 	heapProfile              string // where to save the operator's heap profile, taken with its RSS
 	createOnly               bool   // only the create phase: for sizes the other phases would take hours at
@@ -119,6 +120,7 @@ func main() {
 	flag.DurationVar(&c.recheckInterval, "recheck-interval", 10*time.Second, "the --health-interval of the restarted operator")
 	flag.IntVar(&c.reconcilers, "reconcilers", 8, "the operator's --max-concurrent-reconciles, and the ideal mirror's workers")
 	flag.BoolVar(&c.ideal, "ideal", true, "measure the ideal mirror (the least work per object of any mirror of this design, plain client-go) in the same run, first")
+	flag.StringVar(&c.idealSchema, "ideal-schema", schemaFree, "the schema of the ideal mirror's kinds: \"free\" (spec and status accept anything: no validation), \"chartkind\" (the CRD chartkind generates for the bench's definition, which the API server checks on every write), or \"both\" (the ideal measured twice, free then chartkind's; single changes with the free one)")
 	flag.IntVar(&c.single, "single", 20, "after the bulk phases, changes of each phase made one at a time (each once the last is mirrored), for the ideal mirror and chartkind; 0 skips them")
 	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
 	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
@@ -138,6 +140,12 @@ func main() {
 	}
 	if c.createOnly {
 		c.ideal, c.single = false, 0
+	}
+	switch c.idealSchema {
+	case schemaFree, schemaChartkind, "both":
+	default:
+		fmt.Fprintf(os.Stderr, "-ideal-schema %q: want free, chartkind or both\n", c.idealSchema)
+		os.Exit(2)
 	}
 	// The bench's clients log nothing worth reading; errors are returned.
 	crlog.SetLogger(logr.Discard())
@@ -286,6 +294,7 @@ type result struct {
 	rssAnon                       int64 // of rss, anonymous memory (the heap, stacks), not the binary's pages
 	recheck                       *recheckResult
 	ideal                         *idealResult
+	idealSchema                   *idealResult       // -ideal-schema both: the ideal on chartkind's CRD
 	single                        [3][]time.Duration // create, Ready, update, one at a time
 }
 
@@ -357,8 +366,21 @@ func run(ctx context.Context, c config) (*result, error) {
 	}
 
 	if c.ideal {
-		if r.ideal, err = measureIdeal(ctx, env, cl, dyn, c); err != nil {
+		first := c.idealSchema
+		if first == "both" {
+			first = schemaFree
+		}
+		if r.ideal, err = measureIdeal(ctx, env, cl, dyn, c, first); err != nil {
 			return nil, fmt.Errorf("ideal mirror: %w", err)
+		}
+		r.ideal.schema = first
+		if c.idealSchema == "both" {
+			again := c
+			again.single = 0
+			if r.idealSchema, err = measureIdeal(ctx, env, cl, dyn, again, schemaChartkind); err != nil {
+				return nil, fmt.Errorf("ideal mirror on chartkind's schema: %w", err)
+			}
+			r.idealSchema.schema = schemaChartkind
 		}
 	}
 
@@ -749,6 +771,16 @@ func report(out io.Writer, c config, r *result) {
 	fmt.Fprintf(out, "\nEach bulk phase submits all %d changes at once, so its latencies are mostly time spent queued;\nthe whole phase, from the first change to the last one mirrored:\n\n| phase | wall time | objects/s |\n|---|---|---|\n", total)
 	for _, p := range r.phases {
 		fmt.Fprintf(out, "| %s | %s | %.0f |\n", p.short, round(p.wall), float64(total)/p.wall.Seconds())
+	}
+	for _, id := range []*idealResult{r.ideal, r.idealSchema} {
+		if id == nil || len(id.phases) != 3 || len(r.phases) < 3 {
+			continue
+		}
+		fmt.Fprintf(out, "\nAgainst the ideal mirror on the %s schema (-ideal-schema), measured first in the same run:\n\n| phase | ideal objects/s | chartkind objects/s | chartkind / ideal |\n|---|---|---|---|\n", id.schema)
+		for i := range 3 {
+			a, b := float64(total)/id.phases[i].wall.Seconds(), float64(total)/r.phases[i].wall.Seconds()
+			fmt.Fprintf(out, "| %s | %.1f | %.1f | %.1f %% |\n", r.phases[i].short, a, b, 100*b/a)
+		}
 	}
 	fmt.Fprintf(out, "\n| measure | value |\n|---|---|\n")
 	fmt.Fprintf(out, "| operator RSS at the end (peak) | %.0f MiB (%.0f MiB) |\n", mib(r.rss), mib(r.hwm))

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/chartkind/chartkind/internal/crd"
+)
+
+// The ideal mirror reaches its objects by idealGVR whatever their schema:
+// on chartkind's schema its CRD must serve that resource, and carry the
+// bench definition's spec schema, not only accept anything.
+func TestIdealCRDSchemas(t *testing.T) {
+	for _, schemaKind := range []string{schemaFree, schemaChartkind} {
+		c, err := idealCRD(3, schemaKind)
+		if err != nil {
+			t.Fatalf("%s: %v", schemaKind, err)
+		}
+		gvr := idealGVR(3)
+		v := c.Spec.Versions[0]
+		if c.Name != gvr.Resource+"."+gvr.Group || c.Spec.Group != gvr.Group || c.Spec.Names.Plural != gvr.Resource || v.Name != gvr.Version || c.Spec.Names.Kind != idealKind(3) {
+			t.Errorf("%s: CRD %s serves %s/%s %s (kind %s), want %s", schemaKind, c.Name, c.Spec.Group, v.Name, c.Spec.Names.Plural, c.Spec.Names.Kind, gvr)
+		}
+		spec := v.Schema.OpenAPIV3Schema.Properties["spec"]
+		_, typed := spec.Properties["replicas"]
+		free := spec.XPreserveUnknownFields != nil && *spec.XPreserveUnknownFields
+		// chartkind's spec keeps unknown fields too (the bench's schema
+		// allows additional properties), but declares and checks its own.
+		if typed != (schemaKind == schemaChartkind) || (schemaKind == schemaFree && !free) {
+			t.Errorf("%s: spec declares replicas %v, preserves unknown fields %v", schemaKind, typed, free)
+		}
+		if schemaKind == schemaChartkind {
+			if err := crd.Validate(c); err != nil {
+				t.Errorf("the ideal's CRD on chartkind's schema is invalid: %v", err)
+			}
+		}
+	}
+}
