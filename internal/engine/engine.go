@@ -233,12 +233,17 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
+		bulk := bulkEnd{min: bulkMinKeys, quiet: 3}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				metrics.QueueDepth.Set(float64(e.queue.Len()))
+				n := e.queue.Len()
+				metrics.QueueDepth.Set(float64(n))
+				if peak, ended := bulk.sample(n); ended {
+					releaseMemory(e.log, peak)
+				}
 			}
 		}
 	}()

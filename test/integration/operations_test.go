@@ -139,6 +139,16 @@ func TestKstatusStages(t *testing.T) {
 		t.Errorf("kstatus right after a spec change = %s, want InProgress", got)
 	}
 	waitKstatus(t, get, status.InProgressStatus)
+	// The failed upgrade below is helm-controller's verdict on the
+	// HelmRelease that carries the new values: written before the mirror
+	// updated it, it would be about the old generation, and rightly not
+	// count (the race CI met on a loaded machine).
+	waitRelease(t, ns, "kstatuswidget-w", func(hr *helmv2.HelmRelease) error {
+		if got, want := hr.Annotations[mirror.AnnotationGeneration], fmt.Sprint(obj.GetGeneration()); got != want {
+			return fmt.Errorf("HelmRelease for generation %s, want %s", got, want)
+		}
+		return nil
+	})
 
 	setReleaseStatus(t, ns, "kstatuswidget-w", func(hr *helmv2.HelmRelease) {
 		hr.Status.ObservedGeneration = hr.Generation

@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// bulkEnd tells, from the work queue's length sampled once a second, when a
+// bulk phase has ended: the queue held at least min keys since the last end,
+// and has now been empty for quiet samples in a row.
+//
+// Why: a bulk phase (thousands of objects created or changed at once, or an
+// operator start on a large cluster) grows the heap, and Go gives the pages
+// it no longer uses back to the operating system only slowly (its
+// scavenger aims at the heap goal, which with --gc-percent 50 is half as
+// much again as the live heap). Measured at 100,000 objects, right after
+// the bulk: 233 MB of the heap's 602 MB was idle and 39 MB of it released,
+// so some 195 MB of the RSS was memory the operator no longer used. Once the
+// queue is empty again, a forced collection and release (debug.FreeOSMemory)
+// gives it back at once, for the cost of one collection, once per bulk.
+type bulkEnd struct {
+	min, quiet int
+	peak, idle int
+}
+
+// sample records the queue's length and reports whether a bulk phase just
+// ended, and the most keys the queue held in it.
+func (b *bulkEnd) sample(n int) (peak int, ended bool) {
+	if n > 0 {
+		b.peak, b.idle = max(b.peak, n), 0
+		return 0, false
+	}
+	if b.peak < b.min {
+		return 0, false
+	}
+	b.idle++
+	if b.idle < b.quiet {
+		return 0, false
+	}
+	peak, b.peak, b.idle = b.peak, 0, 0
+	return peak, true
+}
+
+// bulkMinKeys is the queue length from which a phase counts as bulk: below
+// it, the heap the phase grew is too small to be worth a forced collection.
+const bulkMinKeys = 1000
+
+// releaseMemory returns the heap's unused pages to the operating system and
+// logs how much.
+func releaseMemory(log logr.Logger, peak int) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	debug.FreeOSMemory()
+	took := time.Since(start)
+	runtime.ReadMemStats(&after)
+	log.Info("bulk phase over: returned unused heap to the operating system",
+		"peakQueue", peak, "heapInUseMiB", after.HeapInuse>>20,
+		"releasedMiB", (int64(after.HeapReleased)-int64(before.HeapReleased))>>20, "took", took.Round(time.Millisecond))
+}
