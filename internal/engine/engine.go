@@ -233,15 +233,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		bulk := bulkEnd{min: bulkMinKeys, quiet: 3}
+		bulk := bulkEnd{min: bulkMinKeys, quiet: 3, every: releaseEvery}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case now := <-t.C:
 				n := e.queue.Len()
 				metrics.QueueDepth.Set(float64(n))
-				if peak, ended := bulk.sample(n); ended {
+				if peak, ended := bulk.sample(n, now); ended {
 					releaseMemory(e.log, peak)
 				}
 			}

@@ -21,14 +21,20 @@ import (
 // so some 195 MB of the RSS was memory the operator no longer used. Once the
 // queue is empty again, a forced collection and release (debug.FreeOSMemory)
 // gives it back at once, for the cost of one collection, once per bulk.
+//
+// Under constant churn the queue can fill and drain every few seconds: a
+// release comes at most once per every, so that a busy operator does not
+// spend its CPU collecting and faulting pages back in.
 type bulkEnd struct {
 	min, quiet int
+	every      time.Duration
 	peak, idle int
+	last       time.Time
 }
 
-// sample records the queue's length and reports whether a bulk phase just
-// ended, and the most keys the queue held in it.
-func (b *bulkEnd) sample(n int) (peak int, ended bool) {
+// sample records the queue's length at now and reports whether a bulk
+// phase just ended, and the most keys the queue held since the last end.
+func (b *bulkEnd) sample(n int, now time.Time) (peak int, ended bool) {
 	if n > 0 {
 		b.peak, b.idle = max(b.peak, n), 0
 		return 0, false
@@ -37,16 +43,20 @@ func (b *bulkEnd) sample(n int) (peak int, ended bool) {
 		return 0, false
 	}
 	b.idle++
-	if b.idle < b.quiet {
+	if b.idle < b.quiet || (!b.last.IsZero() && now.Sub(b.last) < b.every) {
 		return 0, false
 	}
-	peak, b.peak, b.idle = b.peak, 0, 0
+	peak, b.peak, b.idle, b.last = b.peak, 0, 0, now
 	return peak, true
 }
 
 // bulkMinKeys is the queue length from which a phase counts as bulk: below
 // it, the heap the phase grew is too small to be worth a forced collection.
-const bulkMinKeys = 1000
+// releaseEvery bounds how often memory is released.
+const (
+	bulkMinKeys  = 1000
+	releaseEvery = time.Minute
+)
 
 // releaseMemory returns the heap's unused pages to the operating system and
 // logs how much.

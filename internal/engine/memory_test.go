@@ -1,9 +1,13 @@
 package engine
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestBulkEnd(t *testing.T) {
-	b := bulkEnd{min: 1000, quiet: 3}
+	b := bulkEnd{min: 1000, quiet: 3, every: time.Minute}
+	now := time.Unix(1_000_000, 0)
 	steps := []struct {
 		n     int
 		ended bool
@@ -15,12 +19,26 @@ func TestBulkEnd(t *testing.T) {
 		{0, false, 0}, {0, false, 0}, {7, false, 0}, // empty for a moment within it
 		{0, false, 0}, {0, false, 0}, {0, true, 2500}, // then empty for 3 samples: over, once
 		{0, false, 0}, {0, false, 0}, {0, false, 0}, {0, false, 0},
-		{1500, false, 0}, {0, false, 0}, {0, false, 0}, {0, true, 1500}, // the next bulk
+		{1500, false, 0}, {0, false, 0}, {0, false, 0}, {0, false, 0}, // the next bulk, 8 s later: too soon
 	}
 	for i, s := range steps {
-		peak, ended := b.sample(s.n)
+		now = now.Add(time.Second)
+		peak, ended := b.sample(s.n, now)
 		if ended != s.ended || peak != s.peak {
 			t.Fatalf("sample %d (queue %d) = %d, %v; want %d, %v", i, s.n, peak, ended, s.peak, s.ended)
+		}
+	}
+	// Once a minute has passed since the last release, the pending bulk's end counts.
+	for now = now.Add(time.Second); ; now = now.Add(time.Second) {
+		peak, ended := b.sample(0, now)
+		if ended {
+			if peak != 1500 || now.Sub(time.Unix(1_000_000+17, 0)) < time.Minute {
+				t.Fatalf("released at %s with peak %d, want 1500 a minute or more after the last", now.Sub(time.Unix(1_000_000, 0)), peak)
+			}
+			break
+		}
+		if now.Sub(time.Unix(1_000_000, 0)) > 2*time.Minute {
+			t.Fatal("the pending bulk's end never counted")
 		}
 	}
 }
