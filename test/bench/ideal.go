@@ -111,7 +111,9 @@ func runIdealMirror(kubeconfig string, kinds int, qps float64, workers int) erro
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) {
 				u := obj.(*unstructured.Unstructured)
-				if _, ok := u.Object["status"]; !ok {
+				// Not yet mirrored. (On chartkind's CRD a new object has a
+				// status already: the schema's default, which says InProgress.)
+				if _, ok, _ := unstructured.NestedMap(u.Object, "status", "release"); !ok {
 					q.Add(idealItem{k: k, name: u.GetName(), op: "create"})
 				}
 			},
