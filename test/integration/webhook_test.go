@@ -35,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -398,11 +399,20 @@ func TestWebhookRejectsWhatHelmRejects(t *testing.T) {
 	t.Logf("kubectl shows: %s", out)
 
 	// Valid values pass; an update to invalid ones is rejected.
-	good := createObject(t, pg, ns, "good", map[string]any{"replicas": int64(3), "parameters": map[string]any{"max_connections": int64(200)}})
-	if err := unstructured.SetNestedField(good.Object, []any{"x"}, "spec", "parameters", "max_connections"); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.Update(ctx, good); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.parameters.max_connections") {
+	createObject(t, pg, ns, "good", map[string]any{"replicas": int64(3), "parameters": map[string]any{"max_connections": int64(200)}})
+	// The operator writes the object's status meanwhile: a conflict is
+	// retried on the object as it is now.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		good, err := getObject(ctx, pg, ns, "good")
+		if err != nil {
+			return err
+		}
+		if err := unstructured.SetNestedField(good.Object, []any{"x"}, "spec", "parameters", "max_connections"); err != nil {
+			return err
+		}
+		return env.Client.Update(ctx, good)
+	})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.parameters.max_connections") {
 		t.Errorf("update to an invalid spec: %v", err)
 	}
 
@@ -511,7 +521,11 @@ func TestWebhookCertificateRotation(t *testing.T) {
 	def := createDefinition(t, whDefinition("whrotate", "WhRotate", portsSchema))
 	waitChecked(t, env.Client, def, ns, map[string]any{"port": int64(2048)})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	// Requests are made for 40 s; each has its own, longer, deadline, so that
+	// the end of the period cuts none short (a client that gives up before
+	// sending is no admission failure).
+	end := time.Now().Add(40 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var mu sync.Mutex
 	signers, secretServing, served := map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -558,20 +572,21 @@ func TestWebhookCertificateRotation(t *testing.T) {
 
 	var failures []string
 	allowed, denied, created := 0, 0, 0
-	for i := 0; ctx.Err() == nil; i++ {
+	for i := 0; time.Now().Before(end); i++ {
 		port, valid := int64(1025+2*(i%50)), i%2 == 0 // odd ports: one oneOf branch
 		if !valid {
 			port = 2048
 		}
+		reqCtx, reqCancel := context.WithTimeout(ctx, 30*time.Second)
 		var err error
 		if valid && i%40 == 0 {
-			err = env.Client.Create(ctx, newObject(def, ns, fmt.Sprintf("r%d", i), map[string]any{"port": port}))
+			err = env.Client.Create(reqCtx, newObject(def, ns, fmt.Sprintf("r%d", i), map[string]any{"port": port}))
 			created++
 		} else {
-			err = dryRunCreate(ctx, env.Client, def, ns, fmt.Sprintf("r%d", i), map[string]any{"port": port})
+			err = dryRunCreate(reqCtx, env.Client, def, ns, fmt.Sprintf("r%d", i), map[string]any{"port": port})
 		}
+		reqCancel()
 		switch {
-		case ctx.Err() != nil:
 		case valid && err == nil:
 			allowed++
 		case !valid && apierrors.IsInvalid(err) && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "spec.port"):
@@ -581,6 +596,7 @@ func TestWebhookCertificateRotation(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	cancel()
 	wg.Wait()
 	t.Logf("during rotation: %d allowed (%d persisted), %d denied as invalid, %d failures, %d failed handshakes; %d signing CAs, %d serving certificates in the Secret, %d served",
 		allowed, created, denied, len(failures), len(handshakeFailures), len(signers), len(secretServing), len(served))
