@@ -20,7 +20,8 @@ import (
 // the bulk: 233 MB of the heap's 602 MB was idle and 39 MB of it released,
 // so some 195 MB of the RSS was memory the operator no longer used. Once the
 // queue is empty again, a forced collection and release (debug.FreeOSMemory)
-// gives it back at once, for the cost of one collection, once per bulk.
+// gives it back at once, for the cost of one collection, once per bulk
+// (at 100,000 objects: 418 MiB of RSS at rest instead of 635).
 //
 // Under constant churn the queue can fill and drain every few seconds: a
 // release comes at most once per every, so that a busy operator does not
