@@ -396,7 +396,7 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 			proc.stop()
 		}
 	}()
-	res := &idealResult{}
+	res := &idealResult{schema: schemaKind}
 	total := c.kinds * c.objects
 
 	logf("creating %d objects", total)
@@ -525,12 +525,9 @@ func idealCRD(k int, schemaKind string) (*apiextensionsv1.CustomResourceDefiniti
 		if err != nil {
 			return nil, fmt.Errorf("generating the ideal's CRD %s: %w", gvr.Resource, err)
 		}
+		// The ideal's objects are reached by idealGVR (its version is not chartkind's).
 		crd := res.CRD
-		if crd.Name != gvr.Resource+"."+gvr.Group || crd.Spec.Versions[0].Name != gvr.Version {
-			// The ideal's objects are reached by idealGVR: the generated CRD must serve it.
-			crd.Name, crd.Spec.Group, crd.Spec.Names.Plural = gvr.Resource+"."+gvr.Group, gvr.Group, gvr.Resource
-			crd.Spec.Versions[0].Name = gvr.Version
-		}
+		crd.Name, crd.Spec.Names.Plural, crd.Spec.Versions[0].Name = gvr.Resource+"."+gvr.Group, gvr.Resource, gvr.Version
 		return crd, nil
 	}
 	free := &apiextensionsv1.JSONSchemaProps{Type: "object", XPreserveUnknownFields: ptrTo(true)}

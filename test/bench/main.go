@@ -373,14 +373,12 @@ func run(ctx context.Context, c config) (*result, error) {
 		if r.ideal, err = measureIdeal(ctx, env, cl, dyn, c, first); err != nil {
 			return nil, fmt.Errorf("ideal mirror: %w", err)
 		}
-		r.ideal.schema = first
 		if c.idealSchema == "both" {
 			again := c
 			again.single = 0
 			if r.idealSchema, err = measureIdeal(ctx, env, cl, dyn, again, schemaChartkind); err != nil {
 				return nil, fmt.Errorf("ideal mirror on chartkind's schema: %w", err)
 			}
-			r.idealSchema.schema = schemaChartkind
 		}
 	}
 
