@@ -398,9 +398,42 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 	}()
 	res := &idealResult{schema: schemaKind}
 	total := c.kinds * c.objects
+	// The ideal's CPU and the control plane's, per phase, as the operator's
+	// are measured: from the phase's first change to its last one mirrored.
+	cp, err := controlPlanePIDs(env.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cpu := func() (counters, error) {
+		var now counters
+		var err error
+		if now.opCPU, err = cpuTime(proc.cmd.Process.Pid); err != nil {
+			return counters{}, err
+		}
+		for _, pid := range cp {
+			d, err := cpuTime(pid)
+			if err != nil {
+				return counters{}, err
+			}
+			now.cpCPU += d
+		}
+		return now, nil
+	}
+	var start counters
+	phaseEnd := func(lat []time.Duration, began time.Time) error {
+		now, err := cpu()
+		if err != nil {
+			return err
+		}
+		res.phases = append(res.phases, phaseResult{lat: lat, wall: time.Since(began), perObject: total, ops: now.sub(start)})
+		return nil
+	}
 
 	logf("creating %d objects", total)
 	createdAt := newTimes()
+	if start, err = cpu(); err != nil {
+		return nil, err
+	}
 	phase := time.Now()
 	if err := parallel(ctx, c.workers, c.kinds, c.objects, func(k, i int) error {
 		name := fmt.Sprintf("o%d", i)
@@ -413,13 +446,18 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 	if err != nil {
 		return nil, fmt.Errorf("ideal create → HelmRelease: %w", err)
 	}
-	res.phases = append(res.phases, phaseResult{lat: lat, wall: time.Since(phase), perObject: total})
+	if err := phaseEnd(lat, phase); err != nil {
+		return nil, err
+	}
 
 	logf("writing Ready on %d HelmReleases", total)
 	for _, t := range objs {
 		t.expect(isReadyAt(1))
 	}
 	at := newTimes()
+	if start, err = cpu(); err != nil {
+		return nil, err
+	}
 	phase = time.Now()
 	if err := parallel(ctx, c.workers, c.kinds, c.objects, func(k, i int) error {
 		name := fmt.Sprintf("o%d", i)
@@ -436,7 +474,9 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 	if lat, err = collect(ctx, at, 10*time.Minute, matchedInKind(objs)); err != nil {
 		return nil, fmt.Errorf("ideal Ready: %w", err)
 	}
-	res.phases = append(res.phases, phaseResult{lat: lat, wall: time.Since(phase), perObject: total})
+	if err := phaseEnd(lat, phase); err != nil {
+		return nil, err
+	}
 
 	logf("updating the spec of %d objects", total)
 	hrs.expect(func(u *unstructured.Unstructured) bool {
@@ -444,6 +484,9 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 		return v == 2
 	})
 	updatedAt := newTimes()
+	if start, err = cpu(); err != nil {
+		return nil, err
+	}
 	phase = time.Now()
 	if err := parallel(ctx, c.workers, c.kinds, c.objects, func(k, i int) error {
 		name := fmt.Sprintf("o%d", i)
@@ -456,7 +499,9 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 	if lat, err = collect(ctx, updatedAt, 10*time.Minute, hrs.matchedAt); err != nil {
 		return nil, fmt.Errorf("ideal update: %w", err)
 	}
-	res.phases = append(res.phases, phaseResult{lat: lat, wall: time.Since(phase), perObject: total})
+	if err := phaseEnd(lat, phase); err != nil {
+		return nil, err
+	}
 
 	if c.single > 0 {
 		logf("%d single changes of each phase", c.single)

@@ -54,8 +54,33 @@ type jsonResult struct {
 	// Restart: writes of the restarted operator's start sync, and how long it took.
 	RestartWrites    *int64   `json:"restartWrites,omitempty"`
 	RestartSyncedSec *float64 `json:"restartSyncedSec,omitempty"`
-	WritesPerObject  phases3  `json:"writesPerObject"`
-	ReadsPerObject   phases3  `json:"readsPerObject"`
+	// CPU time per object in each phase, in milliseconds: of the mirror
+	// process, and of kube-apiserver and etcd together.
+	CPUMsPerObject      cpuPerObject  `json:"cpuMsPerObject"`
+	IdealCPUMsPerObject *cpuPerObject `json:"idealCpuMsPerObject,omitempty"`
+	WritesPerObject     phases3       `json:"writesPerObject"`
+	ReadsPerObject      phases3       `json:"readsPerObject"`
+}
+
+// cpuPerObject is CPU time per object of a mirror and of the control plane.
+type cpuPerObject struct {
+	Mirror       phases3 `json:"mirror"`
+	ControlPlane phases3 `json:"controlPlane"`
+}
+
+func cpuOf(ps []phaseResult) cpuPerObject {
+	var out cpuPerObject
+	at := func(i int, f func(counters) time.Duration) float64 {
+		if i >= len(ps) {
+			return 0
+		}
+		return round2(ps[i].perCPU(f(ps[i].ops)))
+	}
+	op := func(c counters) time.Duration { return c.opCPU }
+	cp := func(c counters) time.Duration { return c.cpCPU }
+	out.Mirror = phases3{at(0, op), at(1, op), at(2, op)}
+	out.ControlPlane = phases3{at(0, cp), at(1, cp), at(2, cp)}
+	return out
 }
 
 func writeJSON(w io.Writer, c config, r *result) error {
@@ -81,6 +106,7 @@ func writeJSON(w io.Writer, c config, r *result) error {
 	j.Chartkind = phases3{through(0), through(1), through(2)}
 	j.WritesPerObject = phases3{per(0, wr), per(1, wr), per(2, wr)}
 	j.ReadsPerObject = phases3{per(0, rd), per(1, rd), per(2, rd)}
+	j.CPUMsPerObject = cpuOf(r.phases)
 	if len(r.phases) > 0 {
 		j.CreateSec = round1(r.phases[0].wall.Seconds())
 	}
@@ -95,6 +121,8 @@ func writeJSON(w io.Writer, c config, r *result) error {
 		j.IdealSchema = id.schema
 		j.Ideal = &phases3{tp(id.phases[0]), tp(id.phases[1]), tp(id.phases[2])}
 		j.PercentOfIdeal = percent(j.Ideal)
+		ic := cpuOf(id.phases)
+		j.IdealCPUMsPerObject = &ic
 		if len(id.single[0]) > 0 && len(r.single[0]) > 0 {
 			p := func(s [3][]time.Duration) *phases3 {
 				return &phases3{ms(pct(s[0], 50)), ms(pct(s[1], 50)), ms(pct(s[2], 50))}
