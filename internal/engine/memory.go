@@ -59,11 +59,31 @@ const (
 	releaseEvery = time.Minute
 )
 
-// releaseMemory returns the heap's unused pages to the operating system and
-// logs how much.
+// minRelease is the least idle heap, not yet returned to the operating
+// system, worth a forced collection and release: below it the RSS gained is
+// small (at 10 × 1,000 objects a release changed it by 1 MiB), and the
+// collection, with every page faulted back in afterwards, is paid by the
+// changes that follow the bulk (measured at 10 × 500: one change's Ready
+// 1.84× and 1.89× the ideal's latency with a release after each bulk, 1.29×
+// without).
+const minRelease = 64 << 20
+
+// worthReleasing says whether a heap with idle bytes, released of them
+// already returned, has enough left to return.
+func worthReleasing(idle, released uint64) bool {
+	return idle > released && idle-released >= minRelease
+}
+
+// releaseMemory returns the heap's unused pages to the operating system, if
+// there are enough of them (worthReleasing), and logs how much.
 func releaseMemory(log logr.Logger, peak int) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	if !worthReleasing(before.HeapIdle, before.HeapReleased) {
+		log.V(1).Info("bulk phase over: too little unused heap to return", "peakQueue", peak,
+			"idleMiB", before.HeapIdle>>20, "releasedMiB", before.HeapReleased>>20)
+		return
+	}
 	start := time.Now()
 	debug.FreeOSMemory()
 	took := time.Since(start)

@@ -46,3 +46,22 @@ func TestBulkEnd(t *testing.T) {
 		}
 	}
 }
+
+// A release is forced only when the idle heap not yet returned is worth it.
+func TestWorthReleasing(t *testing.T) {
+	for _, c := range []struct {
+		idle, released uint64
+		want           bool
+	}{
+		{0, 0, false},
+		{minRelease - 1, 0, false},
+		{minRelease, 0, true},
+		{233 << 20, 39 << 20, true}, // 100,000 objects after the bulk (docs/benchmarks.md)
+		{80 << 20, 40 << 20, false}, // idle, but most of it returned already
+		{10 << 20, 20 << 20, false}, // more released than idle (stats read apart)
+	} {
+		if got := worthReleasing(c.idle, c.released); got != c.want {
+			t.Errorf("worthReleasing(idle %d MiB, released %d MiB) = %t, want %t", c.idle>>20, c.released>>20, got, c.want)
+		}
+	}
+}

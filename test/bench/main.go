@@ -103,6 +103,7 @@ type config struct {
 	heapProfile              string // where to save the operator's heap profile, taken with its RSS
 	createOnly               bool   // only the create phase: for sizes the other phases would take hours at
 	operatorEnv              string // KEY=VALUE,... added to the operator's environment (e.g. GOGC=50)
+	statusCost               int    // -status-cost: objects per status-write form; 0 runs the bench
 }
 
 func main() {
@@ -127,6 +128,7 @@ func main() {
 	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "run the operator with --pprof and, when its RSS is read at the end of the idle period, save its heap profile (/debug/pprof/heap after a GC; read it with go tool pprof -top -sample_index=inuse_space) in `FILE`, and the same as text ending in runtime.MemStats in FILE.txt; with -shards, shard i's in FILE-s<i>")
 	flag.BoolVar(&c.createOnly, "create-only", false, "measure only the create phase (then the idle period and -recheck): no releases installed, Ready, update or upgrade phase; implies -ideal=false and -single 0. For sizes the other phases would take hours at")
+	flag.IntVar(&c.statusCost, "status-cost", 0, "measure only what one status write costs the control plane, in several forms (verb, schema, size of the status), each on `N` fresh objects, then exit")
 	flag.StringVar(&c.operatorEnv, "operator-env", "", "`KEY=VALUE,...` added to the operator processes' environment only, e.g. GOGC=50 or GOMEMLIMIT=100MiB to measure the Go GC's settings (the control plane and the bench keep theirs)")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
@@ -182,6 +184,9 @@ func bench(c config) error {
 		rcancel()
 		if err != nil {
 			return err
+		}
+		if r == nil { // -status-cost: its table is printed
+			return nil
 		}
 		out := io.Writer(os.Stdout)
 		if c.json {
@@ -355,6 +360,9 @@ func run(ctx context.Context, c config) (*result, error) {
 	}
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return nil, err
+	}
+	if c.statusCost > 0 {
+		return nil, statusCost(ctx, env, cl, dyn, c.statusCost, c.reconcilers)
 	}
 	r := &result{insight: c.insight, total: c.kinds * c.objects}
 	total := r.total

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chartkind/chartkind/internal/testenv"
+)
+
+// statusCost measures what one status write costs the control plane
+// (kube-apiserver + etcd CPU per write) in several forms, each on its own
+// fresh objects, with two watches on the kind as in the bench: the verb
+// (merge patch or update), the schema (free or chartkind's), and the size
+// of the status (the ideal's or chartkind's after a release is Ready).
+func statusCost(ctx context.Context, env *testenv.Env, cl client.Client, dyn dynamic.Interface, n, workers int) error {
+	cp, err := controlPlanePIDs(env.Dir)
+	if err != nil {
+		return err
+	}
+	cpu := func() time.Duration {
+		var sum time.Duration
+		for _, pid := range cp {
+			d, _ := cpuTime(pid)
+			sum += d
+		}
+		return sum
+	}
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: idealNS}}); err != nil {
+		return err
+	}
+	// Kinds 2 and 3: chartkind's schema without its root CEL rules (on
+	// metadata.name), and without any CEL rule.
+	for k, schemaKind := range []string{schemaFree, schemaChartkind, schemaChartkind, schemaChartkind} {
+		crd, err := idealCRD(k, schemaKind)
+		if err != nil {
+			return err
+		}
+		root := crd.Spec.Versions[0].Schema.OpenAPIV3Schema
+		if k >= 2 {
+			root.XValidations = nil
+		}
+		if k == 3 {
+			spec := root.Properties["spec"]
+			for name, p := range spec.Properties {
+				p.XValidations = nil
+				spec.Properties[name] = p
+			}
+			root.Properties["spec"] = spec
+		}
+		if err := cl.Create(ctx, crd); err != nil {
+			return err
+		}
+		if err := pollUntil(ctx, time.Minute, func() (bool, error) {
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
+				return false, err
+			}
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			return err
+		}
+		for range 2 { // the bench's and the mirror's
+			w, err := dyn.Resource(idealGVR(k)).Namespace(idealNS).Watch(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			go func(w watch.Interface) {
+				for range w.ResultChan() {
+				}
+			}(w)
+		}
+	}
+	now := metav1.Now().UTC().Format(time.RFC3339)
+	msg := "Helm install succeeded for release bench/bench0-o1.v1 with chart bench@1.0.0"
+	small := map[string]any{"observedGeneration": int64(1),
+		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "released", "lastTransitionTime": now}}}
+	waiting := map[string]any{"release": map[string]any{"name": "bench0-o1", "namespace": idealNS},
+		"conditions":   []any{map[string]any{"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "waiting for HelmRelease bench0-o1 to process generation 1", "lastTransitionTime": now}},
+		"valuesDigest": "sha256:0d8f0e2b8c3d1b0f6a5f1f4c4d6e8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f"}
+	full := map[string]any{"observedGeneration": int64(1),
+		"conditions": []any{
+			map[string]any{"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": msg, "lastTransitionTime": now, "observedGeneration": int64(1)},
+			map[string]any{"type": "Released", "status": "True", "reason": "InstallSucceeded", "message": msg, "lastTransitionTime": now, "observedGeneration": int64(1)},
+			map[string]any{"type": "Healthy", "status": "True", "reason": "Healthy", "message": "all 1 objects of the release are Current", "lastTransitionTime": now},
+		},
+		"version": "1.0.0", "valuesDigest": waiting["valuesDigest"], "release": waiting["release"],
+		"endpoint": "bench0-o1.bench.svc:80",
+		"access": map[string]any{"notes": "1. Reach the application from inside the cluster:\n  http://bench0-o1.bench.svc:80\n2. Or from your machine:\n  kubectl -n bench port-forward svc/bench0-o1 8080:80\n\nRevision 1 of chart bench-1.0.0.",
+			"services": []any{map[string]any{"clusterIP": "None", "dns": "bench0-o1.bench.svc", "name": "bench0-o1", "type": "ClusterIP",
+				"ports": []any{map[string]any{"name": "http", "port": int64(80), "protocol": "TCP", "targetPort": "http"}}}}},
+	}
+	type variant struct {
+		name   string
+		k      int // 0: free schema, 1: chartkind's
+		status map[string]any
+		put    bool
+	}
+	variants := []variant{
+		{"patch, small status, free schema (the ideal)", 0, small, false},
+		{"patch, small status, chartkind's schema", 1, small, false},
+		{"update, small status, chartkind's schema", 1, small, true},
+		{"patch, chartkind's status, chartkind's schema", 1, full, false},
+		{"update, chartkind's status, chartkind's schema (chartkind)", 1, full, true},
+		{"update, chartkind's status, free schema", 0, full, true},
+		{"update, chartkind's status, chartkind's schema without its root CEL rules", 2, full, true},
+		{"update, chartkind's status, chartkind's schema without CEL rules", 3, full, true},
+		{"update, small status, chartkind's schema without CEL rules", 3, small, true},
+	}
+	// Rounds, each over every form in turn, so that what changes over the
+	// run (etcd's size, the API server's heap) weighs on every form alike;
+	// the table gives the median round and the range.
+	const rounds = 3
+	perWrite := make([][]float64, len(variants))
+	rate := make([][]float64, len(variants))
+	for round := range rounds {
+		for vi, v := range variants {
+			res := dyn.Resource(idealGVR(v.k)).Namespace(idealNS)
+			name := func(i int) string { return fmt.Sprintf("v%d-r%d-o%d", vi, round, i) }
+			if err := parallel(ctx, workers, 1, n, func(_, i int) error {
+				u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": idealGVR(v.k).GroupVersion().String(), "kind": idealKind(v.k),
+					"metadata": map[string]any{"name": name(i), "namespace": idealNS},
+					"spec":     map[string]any{"replicas": int64(1), "size": "1Gi", "mode": "a"}}}
+				created, err := res.Create(ctx, u, metav1.CreateOptions{})
+				if err != nil {
+					return err
+				}
+				created.Object["status"] = waiting
+				_, err = res.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+				return err
+			}); err != nil {
+				return fmt.Errorf("%s: creating: %w", v.name, err)
+			}
+			objs := make([]*unstructured.Unstructured, n)
+			for i := range n {
+				if objs[i], err = res.Get(ctx, name(i), metav1.GetOptions{}); err != nil {
+					return err
+				}
+			}
+			time.Sleep(2 * time.Second)
+			before, start := cpu(), time.Now()
+			if err := parallel(ctx, workers, 1, n, func(_, i int) error {
+				if v.put {
+					u := objs[i].DeepCopy()
+					u.Object["status"] = v.status
+					_, err := res.UpdateStatus(ctx, u, metav1.UpdateOptions{})
+					return err
+				}
+				patch, _ := json.Marshal(map[string]any{"status": v.status})
+				_, err := res.Patch(ctx, name(i), types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+				return err
+			}); err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			took := time.Since(start)
+			time.Sleep(300 * time.Millisecond) // the watches' last events
+			used := cpu() - before
+			perWrite[vi] = append(perWrite[vi], float64(used)/float64(time.Millisecond)/float64(n))
+			rate[vi] = append(rate[vi], float64(n)/took.Seconds())
+			fmt.Fprintf(os.Stderr, "[bench] round %d: %s: %.2f ms per write\n", round+1, v.name, perWrite[vi][round])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "\n| status write (%d objects × %d rounds, %d workers, 2 watches) | control plane CPU per write: median (range) | writes/s, median |\n|---|---|---|\n", n, rounds, workers)
+	for vi, v := range variants {
+		p, r := slices.Clone(perWrite[vi]), slices.Clone(rate[vi])
+		slices.Sort(p)
+		slices.Sort(r)
+		fmt.Fprintf(os.Stderr, "| %s | %.2f ms (%.2f–%.2f) | %.0f |\n", v.name, p[rounds/2], p[0], p[rounds-1], r[rounds/2])
+	}
+	return nil
+}
