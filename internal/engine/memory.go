@@ -20,8 +20,9 @@ import (
 // the bulk: 233 MB of the heap's 602 MB was idle and 39 MB of it released,
 // so some 195 MB of the RSS was memory the operator no longer used. Once the
 // queue is empty again, a forced collection and release (debug.FreeOSMemory)
-// gives it back at once, for the cost of one collection, once per bulk
-// (at 100,000 objects: 418 MiB of RSS at rest instead of 635).
+// gives it back at once, when there is enough of it (minRelease), for the
+// cost of one collection per bulk (at 100,000 objects: 418 MiB of RSS at
+// rest instead of 635).
 //
 // Under constant churn the queue can fill and drain every few seconds: a
 // release comes at most once per every, so that a busy operator does not
@@ -62,10 +63,11 @@ const (
 // minRelease is the least idle heap, not yet returned to the operating
 // system, worth a forced collection and release: below it the RSS gained is
 // small (at 10 × 1,000 objects a release changed it by 1 MiB), and the
-// collection, with every page faulted back in afterwards, is paid by the
-// changes that follow the bulk (measured at 10 × 500: one change's Ready
-// 1.84× and 1.89× the ideal's latency with a release after each bulk, 1.29×
-// without).
+// collection is paid by the changes that follow the bulk (measured at
+// 10 × 500: one change's Ready at 1.84× and 1.89× the ideal's latency with a
+// release after every bulk, 1.29× before releases existed and 1.37× with
+// this threshold; docs/benchmarks.md, session 9). At 100,000 objects 230 MB
+// was idle after the bulk.
 const minRelease = 64 << 20
 
 // worthReleasing says whether a heap with idle bytes, released of them
