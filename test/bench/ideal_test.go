@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/chartkind/chartkind/internal/crd"
 )
@@ -33,5 +34,19 @@ func TestIdealCRDSchemas(t *testing.T) {
 				t.Errorf("the ideal's CRD on chartkind's schema is invalid: %v", err)
 			}
 		}
+	}
+}
+
+// CPU per object is each phase's CPU over its objects, in milliseconds,
+// and 0 for a phase not measured (-create-only).
+func TestCPUPerObject(t *testing.T) {
+	ps := []phaseResult{
+		{perObject: 1000, ops: counters{opCPU: 2 * time.Second, cpCPU: 10 * time.Second}},
+		{perObject: 500, ops: counters{opCPU: 1500 * time.Millisecond, cpCPU: 7 * time.Second}},
+	}
+	got := cpuOf(ps)
+	want := cpuPerObject{Mirror: phases3{2, 3, 0}, ControlPlane: phases3{10, 14, 0}}
+	if got != want {
+		t.Errorf("cpuOf = %+v, want %+v", got, want)
 	}
 }

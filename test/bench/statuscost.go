@@ -30,13 +30,16 @@ func statusCost(ctx context.Context, env *testenv.Env, cl client.Client, dyn dyn
 	if err != nil {
 		return err
 	}
-	cpu := func() time.Duration {
+	cpu := func() (time.Duration, error) {
 		var sum time.Duration
 		for _, pid := range cp {
-			d, _ := cpuTime(pid)
+			d, err := cpuTime(pid)
+			if err != nil {
+				return 0, err
+			}
 			sum += d
 		}
-		return sum
+		return sum, nil
 	}
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: idealNS}}); err != nil {
 		return err
@@ -154,7 +157,11 @@ func statusCost(ctx context.Context, env *testenv.Env, cl client.Client, dyn dyn
 				}
 			}
 			time.Sleep(2 * time.Second)
-			before, start := cpu(), time.Now()
+			before, err := cpu()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
 			if err := parallel(ctx, workers, 1, n, func(_, i int) error {
 				if v.put {
 					u := objs[i].DeepCopy()
@@ -170,7 +177,11 @@ func statusCost(ctx context.Context, env *testenv.Env, cl client.Client, dyn dyn
 			}
 			took := time.Since(start)
 			time.Sleep(300 * time.Millisecond) // the watches' last events
-			used := cpu() - before
+			after, err := cpu()
+			if err != nil {
+				return err
+			}
+			used := after - before
 			perWrite[vi] = append(perWrite[vi], float64(used)/float64(time.Millisecond)/float64(n))
 			rate[vi] = append(rate[vi], float64(n)/took.Seconds())
 			fmt.Fprintf(os.Stderr, "[bench] round %d: %s: %.2f ms per write\n", round+1, v.name, perWrite[vi][round])
