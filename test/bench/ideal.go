@@ -326,6 +326,24 @@ func waitMatched(ctx context.Context, t *tracker, name string) (time.Time, error
 	return at, err
 }
 
+// waitEstablished waits until the API server serves crd.
+func waitEstablished(ctx context.Context, cl client.Client, crd *apiextensionsv1.CustomResourceDefinition) error {
+	if err := pollUntil(ctx, time.Minute, func() (bool, error) {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
+			return false, err
+		}
+		for _, cond := range crd.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		return fmt.Errorf("CRD %s never established: %w", crd.Name, err)
+	}
+	return nil
+}
+
 // idealResult is what the ideal mirror achieved in the same run.
 type idealResult struct {
 	schema string        // schemaFree or schemaChartkind
@@ -353,18 +371,8 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 		crds = append(crds, crd)
 	}
 	for _, crd := range crds {
-		if err := pollUntil(ctx, time.Minute, func() (bool, error) {
-			if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
-				return false, err
-			}
-			for _, cond := range crd.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		}); err != nil {
-			return nil, fmt.Errorf("CRD %s never established: %w", crd.Name, err)
+		if err := waitEstablished(ctx, cl, crd); err != nil {
+			return nil, err
 		}
 	}
 	// A second measurement (-ideal-schema both) finds the namespace there.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -66,17 +65,7 @@ func statusCost(ctx context.Context, env *testenv.Env, cl client.Client, dyn dyn
 		if err := cl.Create(ctx, crd); err != nil {
 			return err
 		}
-		if err := pollUntil(ctx, time.Minute, func() (bool, error) {
-			if err := cl.Get(ctx, client.ObjectKeyFromObject(crd), crd); err != nil {
-				return false, err
-			}
-			for _, c := range crd.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		}); err != nil {
+		if err := waitEstablished(ctx, cl, crd); err != nil {
 			return err
 		}
 		for range 2 { // the bench's and the mirror's
