@@ -418,12 +418,8 @@ func measureIdeal(ctx context.Context, env *testenv.Env, cl client.Client, dyn d
 		if now.opCPU, err = cpuTime(proc.cmd.Process.Pid); err != nil {
 			return counters{}, err
 		}
-		for _, pid := range cp {
-			d, err := cpuTime(pid)
-			if err != nil {
-				return counters{}, err
-			}
-			now.cpCPU += d
+		if now.cpCPU, err = cpuTimes(cp); err != nil {
+			return counters{}, err
 		}
 		return now, nil
 	}

@@ -128,7 +128,7 @@ func main() {
 	flag.IntVar(&c.shards, "shards", 1, "operator processes, each one shard of the objects: objects are spread over the shard keys in turn (docs/sharding.md)")
 	flag.StringVar(&c.heapProfile, "heap-profile", "", "run the operator with --pprof and, when its RSS is read at the end of the idle period, save its heap profile (/debug/pprof/heap after a GC; read it with go tool pprof -top -sample_index=inuse_space) in `FILE`, and the same as text ending in runtime.MemStats in FILE.txt; with -shards, shard i's in FILE-s<i>")
 	flag.BoolVar(&c.createOnly, "create-only", false, "measure only the create phase (then the idle period and -recheck): no releases installed, Ready, update or upgrade phase; implies -ideal=false and -single 0. For sizes the other phases would take hours at")
-	flag.IntVar(&c.statusCost, "status-cost", 0, "measure only what one status write costs the control plane, in several forms (verb, schema, size of the status), each on `N` fresh objects, then exit")
+	flag.IntVar(&c.statusCost, "status-cost", 0, "measure only what one status write costs the control plane, in several forms (verb, schema, CEL rules, size of the status), each on `N` fresh objects, then exit")
 	flag.StringVar(&c.operatorEnv, "operator-env", "", "`KEY=VALUE,...` added to the operator processes' environment only, e.g. GOGC=50 or GOMEMLIMIT=100MiB to measure the Go GC's settings (the control plane and the bench keep theirs)")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
@@ -1601,12 +1601,9 @@ func (o *operatorProcess) counters() (counters, error) {
 		sum.writes, sum.reads, sum.observes, sum.observeErr = sum.writes+c.writes, sum.reads+c.reads, sum.observes+c.observes, sum.observeErr+c.observeErr
 		sum.observeSec, sum.reconciles, sum.opCPU = sum.observeSec+c.observeSec, sum.reconciles+c.reconciles, sum.opCPU+c.opCPU
 	}
-	for _, pid := range o.controlPlane {
-		d, err := cpuTime(pid)
-		if err != nil {
-			return counters{}, err
-		}
-		sum.cpCPU += d
+	var err error
+	if sum.cpCPU, err = cpuTimes(o.controlPlane); err != nil {
+		return counters{}, err
 	}
 	return sum, nil
 }
@@ -1690,6 +1687,19 @@ func controlPlanePIDs(dir string) ([]int, error) {
 		return nil, fmt.Errorf("found %d kube-apiserver and etcd processes for %s, want 2", len(pids), dir)
 	}
 	return pids, nil
+}
+
+// cpuTimes is the CPU time of the processes pids together (cpuTime).
+func cpuTimes(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := cpuTime(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 // cpuTime is the user + system CPU time of a process so far, from
