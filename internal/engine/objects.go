@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -30,22 +29,27 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 type CachedObject struct {
 	metav1.PartialObjectMetadata
 	// Raw is the object as the API server sent it, less managedFields and
-	// kubectl's last-applied-configuration, as S2-compressed JSON. It is
-	// never modified once stored, so copies share it.
-	Raw []byte
+	// kubectl's last-applied-configuration, as JSON compressed with S2
+	// against dict, the first object of its kind the informer saw (or on its
+	// own when dict is nil). Neither is modified once stored, so copies
+	// share them.
+	Raw  []byte
+	dict *s2.Dict
 }
 
 // DeepCopyObject implements runtime.Object.
 func (c *CachedObject) DeepCopyObject() runtime.Object {
-	out := &CachedObject{Raw: c.Raw}
+	out := &CachedObject{Raw: c.Raw, dict: c.dict}
 	c.PartialObjectMetadata.DeepCopyInto(&out.PartialObjectMetadata)
 	return out
 }
 
 // compactObject is the transform of a kind's informer: the object becomes
-// a CachedObject before it is stored and before any handler sees it.
+// a CachedObject before it is stored and before any handler sees it. Each
+// informer (each kind) compresses against its own first object.
 func compactObject(watched []string) cache.TransformFunc {
 	trim := trimObjectMeta(watched)
+	var dict dictionary
 	return func(obj any) (any, error) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
@@ -71,8 +75,9 @@ func compactObject(watched []string) cache.TransformFunc {
 		if err != nil {
 			return nil, err
 		}
-		// Encode's buffer is sized for the worst case: keep only what it used.
-		return &CachedObject{PartialObjectMetadata: *m.(*metav1.PartialObjectMetadata), Raw: bytes.Clone(s2.Encode(nil, raw))}, nil
+		c := &CachedObject{PartialObjectMetadata: *m.(*metav1.PartialObjectMetadata)}
+		c.Raw, c.dict = dict.encode(raw)
+		return c, nil
 	}
 }
 
@@ -104,7 +109,7 @@ func (e *Engine) CachedObject(def *v1alpha1.ApplicationDefinition, key types.Nam
 	if !isCached {
 		return nil, false, nil
 	}
-	raw, err := s2.Decode(nil, c.Raw)
+	raw, err := decode(c.dict, c.Raw)
 	if err != nil {
 		return nil, false, fmt.Errorf("decompressing cached %s %s: %w", def.Name, key, err)
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,7 +23,7 @@ import (
 // CachedRelease is what the HelmRelease cache keeps of one HelmRelease: the
 // metadata its event handlers, list selectors and the definition counts
 // read, whether it is Ready, and the rest of the release, trimmed
-// (TrimRelease), as S2-compressed JSON. A decoded HelmRelease costs its
+// (TrimRelease), as compressed JSON. A decoded HelmRelease costs its
 // heap for every release of the cluster (the cache's largest part with
 // 10,000 releases); a reader decodes only the release it reads.
 //
@@ -35,25 +34,35 @@ type CachedRelease struct {
 	// Ready is whether the release's Ready condition is True.
 	Ready bool
 	// Raw is the trimmed release without the fields of the metadata above,
-	// as S2-compressed JSON. It is never modified once stored, so copies
-	// share it.
-	Raw []byte
+	// as JSON compressed with S2 against dict, the first release of the
+	// same kind of object the transform saw (or on its own when dict is
+	// nil). Neither is modified once stored, so copies share them.
+	Raw  []byte
+	dict *s2.Dict
 }
 
 // DeepCopyObject implements runtime.Object.
 func (c *CachedRelease) DeepCopyObject() runtime.Object {
-	out := &CachedRelease{Ready: c.Ready, Raw: c.Raw}
+	out := &CachedRelease{Ready: c.Ready, Raw: c.Raw, dict: c.dict}
 	c.PartialObjectMetadata.DeepCopyInto(&out.PartialObjectMetadata)
 	return out
 }
 
 var releaseGVK = helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind)
 
-// CompactRelease is the transform of the HelmRelease cache: a HelmRelease
-// is trimmed (TrimRelease) and becomes a CachedRelease before it is stored
-// and before any handler sees it. Anything else (a CachedRelease seen
-// again, a tombstone) is returned as it is.
-func CompactRelease(obj any) (any, error) {
+// ReleaseTransform returns the transform of the HelmRelease cache: a
+// HelmRelease is trimmed (TrimRelease) and becomes a CachedRelease before
+// it is stored and before any handler sees it. Anything else (a
+// CachedRelease seen again, a tombstone) is returned as it is. Releases
+// are compressed against the first release of the same kind of object
+// (the kind of their controller; releases nothing controls are a family
+// of their own), so each cache needs its own transform.
+func ReleaseTransform() cache.TransformFunc {
+	var f families
+	return func(obj any) (any, error) { return compactRelease(&f, obj) }
+}
+
+func compactRelease(f *families, obj any) (any, error) {
 	hr, ok := obj.(*helmv2.HelmRelease)
 	if !ok {
 		return obj, nil
@@ -78,15 +87,18 @@ func CompactRelease(obj any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("caching HelmRelease %s/%s: %w", hr.Namespace, hr.Name, err)
 	}
-	// Encode's buffer is sized for the worst case: keep only what it used.
-	c.Raw = bytes.Clone(s2.Encode(nil, raw))
+	var family string
+	if owner := metav1.GetControllerOf(hr); owner != nil {
+		family = owner.APIVersion + "/" + owner.Kind
+	}
+	c.Raw, c.dict = f.encode(family, raw)
 	return c, nil
 }
 
 // DecodeRelease returns the HelmRelease c holds, decoded afresh (the caller
 // may change it): equal to what TrimRelease made of it.
 func DecodeRelease(c *CachedRelease) (*helmv2.HelmRelease, error) {
-	raw, err := s2.Decode(nil, c.Raw)
+	raw, err := decode(c.dict, c.Raw)
 	if err != nil {
 		return nil, fmt.Errorf("decompressing cached HelmRelease %s/%s: %w", c.Namespace, c.Name, err)
 	}
@@ -115,7 +127,7 @@ func DecodeRelease(c *CachedRelease) (*helmv2.HelmRelease, error) {
 // release to map it to its object: the metadata, and the spec only for a
 // release no object controls (it is then matched by its chart), which is
 // the one case it is decoded. A HelmRelease (from a cache without
-// CompactRelease) is returned as it is. What it returns may share the
+// ReleaseTransform) is returned as it is. What it returns may share the
 // cache's labels and owner references: it is read, never changed.
 func releaseHeader(obj any) (*helmv2.HelmRelease, bool) {
 	switch o := obj.(type) {
@@ -133,7 +145,7 @@ func releaseHeader(obj any) (*helmv2.HelmRelease, bool) {
 
 // ReleaseCache reads HelmReleases from the one HelmRelease informer of an
 // InformerSource (the manager's cache), whose store holds CachedReleases
-// (CompactRelease is its transform): controller-runtime's own cache reader
+// (ReleaseTransform is its transform): controller-runtime's own cache reader
 // returns only the type it stores. Get and List decode; Headers does not.
 // Stores holding plain HelmReleases are read as they are.
 type ReleaseCache struct {
@@ -214,7 +226,7 @@ func (c *ReleaseCache) List(ctx context.Context, list *helmv2.HelmReleaseList, o
 }
 
 // Headers lists the HelmReleases opts select as the cache holds them
-// (CachedReleases, or HelmReleases of a cache without CompactRelease),
+// (CachedReleases, or HelmReleases of a cache without ReleaseTransform),
 // decoding none: their metadata and Ready. Callers must not change them.
 func (c *ReleaseCache) Headers(ctx context.Context, opts ...client.ListOption) ([]metav1.Object, error) {
 	var o client.ListOptions
@@ -282,7 +294,7 @@ func decodeItem(item any) (*helmv2.HelmRelease, error) {
 // ReleaseClient returns c with its reads of HelmReleases (Get into a
 // HelmRelease, List into a HelmReleaseList) served by releases, and
 // everything else as c does it. The manager's client is built with it: with
-// CompactRelease as the cache's transform, the cache's own reader could not
+// ReleaseTransform as the cache's transform, the cache's own reader could not
 // return HelmReleases.
 func ReleaseClient(c client.Client, releases *ReleaseCache) client.Client {
 	return &releaseClient{Client: c, releases: releases}

@@ -27,6 +27,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
+// testFamilies are the dictionaries of the tests' releases.
+var testFamilies families
+
 // A release read back from the cache is what TrimRelease made of it, every
 // field (metadata, spec, the status fields chartkind reads), whatever the
 // metadata kept beside the compressed JSON holds.
@@ -46,7 +49,7 @@ func TestCompactReleaseRoundTrip(t *testing.T) {
 			}
 			want.SetGroupVersionKind(releaseGVK)
 			compactValues(t, want)
-			out, err := CompactRelease(hr.DeepCopy())
+			out, err := compactRelease(&testFamilies, hr.DeepCopy())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,12 +93,12 @@ func TestCompactReleaseRoundTrip(t *testing.T) {
 	}
 	// A CachedRelease seen again (client-go may transform an object twice)
 	// and anything else are left as they are.
-	c, _ := CompactRelease(decodedRelease(t))
-	if again, _ := CompactRelease(c); again != c {
+	c, _ := compactRelease(&testFamilies, decodedRelease(t))
+	if again, _ := compactRelease(&testFamilies, c); again != c {
 		t.Error("a CachedRelease transformed again")
 	}
 	tomb := cache.DeletedFinalStateUnknown{Key: "a/b", Obj: c}
-	if again, _ := CompactRelease(tomb); again != any(tomb) {
+	if again, _ := compactRelease(&testFamilies, tomb); again != any(tomb) {
 		t.Error("a tombstone transformed")
 	}
 	if _, err := DecodeRelease(&CachedRelease{Raw: []byte("not s2")}); err == nil {
@@ -168,7 +171,7 @@ func TestReleaseCache(t *testing.T) {
 	src.Add(release("other", "c", "postgres", false))
 
 	inf := cache.NewSharedIndexInformer(src, &helmv2.HelmRelease{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	if err := inf.SetTransform(CompactRelease); err != nil {
+	if err := inf.SetTransform(ReleaseTransform()); err != nil {
 		t.Fatal(err)
 	}
 	events := &releaseEvents{}
@@ -294,14 +297,14 @@ func TestReleaseCache(t *testing.T) {
 // controls (matched by its chart); own writes are recognised on cached
 // releases.
 func TestReleaseHeader(t *testing.T) {
-	controlled, _ := CompactRelease(decodedRelease(t))
+	controlled, _ := compactRelease(&testFamilies, decodedRelease(t))
 	hr, ok := releaseHeader(controlled)
 	if !ok || hr.Labels["apps.chartkind.io/definition"] == "" || metav1.GetControllerOf(hr) == nil || hr.Spec.Chart != nil {
 		t.Errorf("controlled release: %v %+v", ok, hr)
 	}
 	unlinked := decodedRelease(t)
 	unlinked.OwnerReferences = nil
-	c, _ := CompactRelease(unlinked)
+	c, _ := compactRelease(&testFamilies, unlinked)
 	if hr, ok := releaseHeader(c); !ok || hr.Spec.Chart == nil || hr.Spec.Chart.Spec.Chart != "postgresql" {
 		t.Errorf("unlinked release not decoded: %v %+v", ok, hr)
 	}

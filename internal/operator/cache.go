@@ -19,7 +19,7 @@ import (
 // through newClient), and a shard's cache holds only the HelmReleases of its
 // shard.
 func cacheOptions(shard labels.Selector) cache.Options {
-	releases := cache.ByObject{Transform: engine.CompactRelease}
+	releases := cache.ByObject{Transform: engine.ReleaseTransform()}
 	if shard != nil && !shard.Empty() {
 		releases.Label = shard
 	}
