@@ -108,6 +108,7 @@ type Engine struct {
 	opts         Options
 	log          logr.Logger
 	queue        workqueue.TypedRateLimitingInterface[Key]
+	later        *later // keys to reconcile again after a while
 
 	serveMu sync.Mutex // serialises Serve and Stop
 
@@ -156,7 +157,7 @@ func New(dyn dynamic.Interface, releases InformerSource, handler Handler, opts O
 			&workqueue.TypedBucketRateLimiter[Key]{Limiter: newBucket()},
 		)
 	}
-	return &Engine{
+	e := &Engine{
 		dyn:          dyn,
 		releases:     releases,
 		releaseCache: NewReleaseCache(releases),
@@ -168,6 +169,8 @@ func New(dyn dynamic.Interface, releases InformerSource, handler Handler, opts O
 		started:      make(chan struct{}),
 		eventTimes:   map[Key]time.Time{},
 	}
+	e.later = newLater(e.queue.Add)
+	return e
 }
 
 // GVR returns the resource served for def.
@@ -230,6 +233,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	go e.later.run(ctx)
 	go func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -241,6 +245,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			case now := <-t.C:
 				n := e.queue.Len()
 				metrics.QueueDepth.Set(float64(n))
+				metrics.Waiting.Set(float64(e.later.Waiting()))
 				if peak, ended := bulk.sample(n, now); ended {
 					releaseMemory(e.log, peak)
 				}
@@ -611,7 +616,7 @@ func (e *Engine) processNext(ctx context.Context) bool {
 	case after > 0:
 		metrics.Reconciles.WithLabelValues(kind, metrics.ResultRequeue).Inc()
 		e.queue.Forget(key)
-		e.queue.AddAfter(key, after)
+		e.later.After(key, after)
 	default:
 		metrics.Reconciles.WithLabelValues(kind, metrics.ResultSuccess).Inc()
 		e.queue.Forget(key)

@@ -45,6 +45,12 @@ var (
 		Help: "Object keys waiting in the engine's work queue.",
 	})
 
+	// Waiting is the number of object keys waiting for a later reconcile.
+	Waiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chartkind_requeues_waiting",
+		Help: "Object keys waiting to be reconciled again later: the next health check of a release, a retry after a backoff, a dependency not ready yet.",
+	})
+
 	// MirrorLatency is the time from an event to the write that mirrors it.
 	MirrorLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "chartkind_mirror_latency_seconds",
@@ -76,7 +82,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, MirrorLatency, ServedKinds, InsightDuration, InsightSkipped)
+	crmetrics.Registry.MustRegister(Reconciles, Errors, QueueDepth, Waiting, MirrorLatency, ServedKinds, InsightDuration, InsightSkipped)
 }
 
 type eventTimeKey struct{}
