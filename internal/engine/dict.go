@@ -9,39 +9,63 @@ import (
 )
 
 // dictionary compresses the JSON of one family of cached objects (the
-// objects of one kind, or the HelmReleases of one kind) against the first
-// one it was given. Objects of a family share their keys, most of their
+// objects of one kind, or the HelmReleases of one kind) against a sample
+// of the family. Objects of a family share their keys, most of their
 // values and the messages of their conditions, but S2 alone has no entropy
 // coding and no history beyond the one object, so it keeps about half of
 // each JSON; against a sibling it keeps about an eighth
-// (BenchmarkCachedObject, BenchmarkCachedRelease). The sample is never
-// replaced: every object compressed against it keeps a pointer to it, so
-// it lives as long as one of them does, and costs its size and S2's 32 KiB
-// hash table once per family.
+// (BenchmarkCachedObject, BenchmarkCachedRelease).
+//
+// The sample is the first object the family saw, until an object a quarter
+// larger comes (the first objects of a kind are usually seen as they are
+// created, before they have a status, and a HelmRelease's status is
+// written in two steps; the status is most of an object later), at most
+// maxResamples times. Every object compressed against a
+// sample keeps a pointer to it, so a sample lives as long as one of them
+// does, and costs its size and S2's 32 KiB hash table.
 type dictionary struct {
-	dict atomic.Pointer[s2.Dict]
+	current   atomic.Pointer[sample]
+	resamples atomic.Int32
 }
 
-// encode returns raw compressed against the family's sample (the first
-// raw of the family, which then becomes that sample) and the dictionary
-// to decode it with: nil when raw is too small to be a sample, in which
-// case raw is compressed on its own.
+type sample struct {
+	dict *s2.Dict
+	size int
+}
+
+// maxResamples bounds how often a family's sample is replaced by a larger
+// object, and so the samples its objects can keep alive.
+const maxResamples = 4
+
+// encode returns raw compressed against the family's sample (raw itself
+// becomes the sample when the family has none, or when raw is a quarter
+// larger than the sample) and the dictionary to decode it with: nil
+// when raw is too small to be a sample, in which case raw is compressed on
+// its own.
 func (x *dictionary) encode(raw []byte) ([]byte, *s2.Dict) {
-	d := x.dict.Load()
-	if d == nil {
+	cur := x.current.Load()
+	if cur == nil || (4*len(raw) >= 5*cur.size && cur.size < s2.MaxDictSize && x.resamples.Load() < maxResamples) {
 		// MakeDict keeps the slice it is given when it has room for its
 		// padding, so it gets its own copy; a sample's first bytes are how
 		// every object's JSON starts.
-		sample := append(make([]byte, 0, len(raw)+16), raw...)
-		if d = s2.MakeDict(sample, raw[:min(len(raw), 32)]); d == nil {
-			return bytes.Clone(s2.Encode(nil, raw)), nil
-		}
-		if !x.dict.CompareAndSwap(nil, d) {
-			d = x.dict.Load()
+		data := append(make([]byte, 0, len(raw)+16), raw...)
+		if d := s2.MakeDict(data, raw[:min(len(raw), 32)]); d != nil {
+			next := &sample{dict: d, size: min(len(raw), s2.MaxDictSize)}
+			if x.current.CompareAndSwap(cur, next) {
+				if cur != nil {
+					x.resamples.Add(1)
+				}
+				cur = next
+			} else {
+				cur = x.current.Load()
+			}
 		}
 	}
+	if cur == nil {
+		return bytes.Clone(s2.Encode(nil, raw)), nil
+	}
 	// Encode's buffer is sized for the worst case: keep only what it used.
-	return bytes.Clone(d.Encode(nil, raw)), d
+	return bytes.Clone(cur.dict.Encode(nil, raw)), cur.dict
 }
 
 // decode returns what encode compressed with d.

@@ -91,6 +91,48 @@ func TestDictionaryRoundTrip(t *testing.T) {
 	}
 }
 
+// The first objects of a kind are seen as they are created, before they
+// have a status: an object a quarter larger than the sample becomes the
+// sample, a few times at most, and what was compressed against the old one
+// still decodes.
+func TestDictionaryResample(t *testing.T) {
+	created := regexp.MustCompile(`(?s),\s*"status":\{.*\}\}$`).ReplaceAllString(benchObject, "}")
+	if len(created) >= len(benchObject)/2 {
+		t.Fatalf("the created object (%d bytes) is not much smaller than the object with its status (%d)", len(created), len(benchObject))
+	}
+	var d dictionary
+	first, firstDict := d.encode([]byte(created))
+	full := []byte(sibling(benchObject, 1, "o123"))
+	got, dict := d.encode(full)
+	if dict == firstDict {
+		t.Fatal("the object with its status did not replace the sample")
+	}
+	if 3*len(got) > len(compressedAlone(full)) {
+		t.Errorf("%d bytes against the new sample, %d alone", len(got), len(compressedAlone(full)))
+	}
+	if back, err := decode(firstDict, first); err != nil || string(back) != created {
+		t.Errorf("the object compressed against the old sample: %q, %v", back, err)
+	}
+	if _, again := d.encode([]byte(sibling(benchObject, 2, "o123"))); again != dict {
+		t.Error("an object of the sample's size replaced it")
+	}
+	// Ever larger objects replace it maxResamples times in all.
+	grown := benchObject
+	samples := map[any]bool{}
+	for range 10 {
+		grown = strings.Replace(grown, `"mode":"a"`, `"mode":"a","more":"`+strings.Repeat("x", len(grown))+`"`, 1)
+		raw := []byte(grown)
+		got, dict := d.encode(raw)
+		samples[dict] = true
+		if back, err := decode(dict, got); err != nil || !bytes.Equal(back, raw) {
+			t.Fatalf("decoded %d bytes, %v", len(back), err)
+		}
+	}
+	if n := d.resamples.Load(); n != maxResamples {
+		t.Errorf("%d samples replaced, want %d", n, maxResamples)
+	}
+}
+
 // A set keeps one dictionary per family up to maxFamilies, then
 // compresses on their own the objects of families it has no room for.
 func TestFamilies(t *testing.T) {
