@@ -20,22 +20,29 @@ import (
 // larger comes (the first objects of a kind are usually seen as they are
 // created, before they have a status, and a HelmRelease's status is
 // written in two steps; the status is most of an object later), at most
-// maxResamples times. Every object compressed against a
-// sample keeps a pointer to it, so a sample lives as long as one of them
-// does, and costs its size and S2's 32 KiB hash table.
+// maxResamples times. A sample is at most maxSample bytes of its object
+// (the end, where the status is). Every object compressed against a sample
+// keeps a pointer to it, so a sample lives as long as one of them does,
+// and costs its size and S2's 32 KiB hash table.
 type dictionary struct {
-	current   atomic.Pointer[sample]
-	resamples atomic.Int32
+	current atomic.Pointer[sample]
 }
 
 type sample struct {
 	dict *s2.Dict
 	size int
+	// resampled is how many samples of the family came before this one.
+	resampled int
 }
 
 // maxResamples bounds how often a family's sample is replaced by a larger
 // object, and so the samples its objects can keep alive.
 const maxResamples = 4
+
+// maxSample bounds a sample (S2 takes up to 64 KiB): objects of a kind are
+// mostly far smaller, and what one family can keep alive is at most
+// maxResamples+1 samples and their tables.
+const maxSample = 16 << 10
 
 // encode returns raw compressed against the family's sample (raw itself
 // becomes the sample when the family has none, or when raw is a quarter
@@ -44,17 +51,18 @@ const maxResamples = 4
 // its own.
 func (x *dictionary) encode(raw []byte) ([]byte, *s2.Dict) {
 	cur := x.current.Load()
-	if cur == nil || (4*len(raw) >= 5*cur.size && cur.size < s2.MaxDictSize && x.resamples.Load() < maxResamples) {
+	if cur == nil || (4*len(raw) >= 5*cur.size && cur.size < maxSample && cur.resampled < maxResamples) {
 		// MakeDict keeps the slice it is given when it has room for its
-		// padding, so it gets its own copy; a sample's first bytes are how
-		// every object's JSON starts.
-		data := append(make([]byte, 0, len(raw)+16), raw...)
+		// padding, so the sample is a copy of only what it keeps; an
+		// object's first bytes are how every object's JSON starts.
+		tail := raw[max(0, len(raw)-maxSample):]
+		data := append(make([]byte, 0, len(tail)+16), tail...)
 		if d := s2.MakeDict(data, raw[:min(len(raw), 32)]); d != nil {
-			next := &sample{dict: d, size: min(len(raw), s2.MaxDictSize)}
+			next := &sample{dict: d, size: len(tail)}
+			if cur != nil {
+				next.resampled = cur.resampled + 1
+			}
 			if x.current.CompareAndSwap(cur, next) {
-				if cur != nil {
-					x.resamples.Add(1)
-				}
 				cur = next
 			} else {
 				cur = x.current.Load()
@@ -76,11 +84,14 @@ func decode(d *s2.Dict, compressed []byte) ([]byte, error) {
 	return d.Decode(nil, compressed)
 }
 
-// maxFamilies bounds the dictionaries a set keeps (about 36 KiB each for
-// small objects): names of families no longer in use are not forgotten,
-// so a cluster that creates and deletes kinds for ever must not grow the
-// set for ever. Beyond it, objects are compressed on their own.
-const maxFamilies = 1024
+// maxFamilies bounds the dictionaries a set keeps: names of families no
+// longer in use are not forgotten, and the release cache's families are
+// named by whatever kind controls a HelmRelease, which whoever may create
+// HelmReleases chooses. Each costs 35–48 KiB (its sample and S2's table;
+// up to 5 of them while old objects still use older samples), so the
+// bound caps what they can make the operator keep. Beyond it, objects are
+// compressed on their own.
+const maxFamilies = 256
 
 // families is a set of dictionaries by family name.
 type families struct {

@@ -81,13 +81,25 @@ func TestDictionaryRoundTrip(t *testing.T) {
 			t.Errorf("object %d: %d bytes against the sample, %d alone", i, len(got), len(compressedAlone(raw)))
 		}
 	}
-	// Raw passed to encode may be reused by the caller: the sample is a copy.
-	raw := []byte(sibling(benchObject, 99, "o123", "bench"))
+	// Raw passed to encode may be reused by the caller: the sample is a copy
+	// (raw has room for MakeDict's padding, so MakeDict would keep it).
+	want := sibling(benchObject, 99, "o123", "bench")
+	raw := append(make([]byte, 0, len(want)+64), want...)
 	var d2 dictionary
 	got, dict := d2.encode(raw)
 	clear(raw)
-	if back, err := decode(dict, got); err != nil || string(back) != sibling(benchObject, 99, "o123", "bench") {
+	if back, err := decode(dict, got); err != nil || string(back) != want {
 		t.Errorf("the sample shares the caller's bytes: %v", err)
+	}
+	// A large object's sample keeps maxSample bytes of it, not all of it.
+	big := strings.Replace(benchObject, `"mode":"a"`, `"mode":"a","more":"`+strings.Repeat("x0y1z2", 20000)+`"`, 1)
+	var d3 dictionary
+	got, dict = d3.encode([]byte(big))
+	if n := len(dict.Bytes()); n > maxSample+8 {
+		t.Errorf("the sample of a %d-byte object is %d bytes", len(big), n)
+	}
+	if back, err := decode(dict, got); err != nil || string(back) != big {
+		t.Errorf("decoding a large object: %v", err)
 	}
 }
 
@@ -128,7 +140,7 @@ func TestDictionaryResample(t *testing.T) {
 			t.Fatalf("decoded %d bytes, %v", len(back), err)
 		}
 	}
-	if n := d.resamples.Load(); n != maxResamples {
+	if n := d.current.Load().resampled; n != maxResamples {
 		t.Errorf("%d samples replaced, want %d", n, maxResamples)
 	}
 }

@@ -15,8 +15,8 @@ import (
 // smaller: with release insight every healthy object waits for its next
 // health check, so there is one waiting key per object of the cluster, and
 // client-go's delaying queue keeps for each a heap entry, a map entry and
-// a copy of the engine's 96-byte Key (about 500 B per key at 10,000
-// objects, in session 8's heap profile). later keeps a 40-byte key in a
+// a copy of the engine's 96-byte Key (300–600 B per key in heap profiles
+// at 10,000 objects, docs/benchmarks.md). later keeps a 40-byte key in a
 // map and in the slice of its tick.
 //
 // As with AddAfter, a key already waiting keeps the earlier of its two
@@ -24,12 +24,16 @@ import (
 // back when its time is due.
 type later struct {
 	add func(Key) // adds a due key to the work queue
+	// base is when later was made, with the monotonic clock's reading:
+	// ticks count from it, so a step of the wall clock (NTP, a restored VM)
+	// moves no key's time, as with the work queue's AddAfter.
+	base time.Time
 
 	mu    sync.Mutex
 	due   map[laterKey]int64   // the tick each key is due at
 	ticks map[int64][]laterKey // the keys due at each tick (some since moved earlier)
 	order tickHeap             // the ticks of ticks, earliest first
-	kinds map[laterKind]*laterKind
+	kinds map[kindName]*laterKind
 	wake  chan struct{} // a tick earlier than the one the loop waits for was added
 }
 
@@ -37,21 +41,29 @@ type later struct {
 // long after its time.
 const laterTick = 100 * time.Millisecond
 
-// tickOf returns the tick at or after t.
-func tickOf(t time.Time) int64 {
-	n := t.UnixNano()
-	tick := n / int64(laterTick)
-	if n%int64(laterTick) > 0 {
+// tickOf returns the tick at or after t (t later than l.base).
+func (l *later) tickOf(t time.Time) int64 {
+	d := t.Sub(l.base)
+	tick := int64(d / laterTick)
+	if d%laterTick > 0 {
 		tick++
 	}
 	return tick
 }
 
 // timeOf returns the time tick starts at.
-func timeOf(tick int64) time.Time { return time.Unix(0, tick*int64(laterTick)) }
+func (l *later) timeOf(tick int64) time.Time { return l.base.Add(time.Duration(tick) * laterTick) }
 
-// laterKind is a Key's kind, kept once for all its keys.
+// laterKind is a Key's kind, kept once for all its waiting keys, and
+// forgotten with the last of them.
 type laterKind struct {
+	definition string
+	gvr        schema.GroupVersionResource
+	waiting    int
+}
+
+// kindName is what names a laterKind.
+type kindName struct {
 	definition string
 	gvr        schema.GroupVersionResource
 }
@@ -63,26 +75,30 @@ type laterKey struct {
 
 func newLater(add func(Key)) *later {
 	return &later{
-		add: add, due: map[laterKey]int64{}, ticks: map[int64][]laterKey{},
-		kinds: map[laterKind]*laterKind{}, wake: make(chan struct{}, 1),
+		add: add, base: time.Now(), due: map[laterKey]int64{}, ticks: map[int64][]laterKey{},
+		kinds: map[kindName]*laterKind{}, wake: make(chan struct{}, 1),
 	}
 }
 
 // After adds key to the queue once after has passed (rounded up to the
 // tick), unless it is already waiting for an earlier tick.
 func (l *later) After(key Key, after time.Duration) {
-	tick := tickOf(time.Now().Add(after))
+	tick := l.tickOf(time.Now().Add(after))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	kind := laterKind{definition: key.Definition, gvr: key.GVR}
-	k := l.kinds[kind]
+	name := kindName{definition: key.Definition, gvr: key.GVR}
+	k := l.kinds[name]
 	if k == nil {
-		k = &kind
-		l.kinds[kind] = k
+		k = &laterKind{definition: key.Definition, gvr: key.GVR}
+		l.kinds[name] = k
 	}
 	lk := laterKey{kind: k, namespace: key.Namespace, name: key.Name}
-	if cur, ok := l.due[lk]; ok && cur <= tick {
+	cur, waiting := l.due[lk]
+	if waiting && cur <= tick {
 		return
+	}
+	if !waiting {
+		k.waiting++
 	}
 	l.due[lk] = tick
 	keys, ok := l.ticks[tick]
@@ -113,8 +129,10 @@ func (l *later) run(ctx context.Context) {
 		next, ok := l.release(time.Now())
 		wait := time.Hour
 		if ok {
-			wait = time.Until(timeOf(next))
+			wait = time.Until(l.timeOf(next))
 		}
+		// Since Go 1.23 (go.mod), Reset leaves no stale tick in timer.C to
+		// drain; an old one would only cost a release with nothing due.
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -130,12 +148,15 @@ func (l *later) run(ctx context.Context) {
 func (l *later) release(now time.Time) (next int64, ok bool) {
 	l.mu.Lock()
 	var ready []laterKey
-	for len(l.order) > 0 && !timeOf(l.order[0]).After(now) {
+	for len(l.order) > 0 && !l.timeOf(l.order[0]).After(now) {
 		tick := heap.Pop(&l.order).(int64)
 		for _, k := range l.ticks[tick] {
-			if l.due[k] == tick { // not moved to an earlier tick since
+			if due, ok := l.due[k]; ok && due == tick { // not moved to an earlier tick since
 				delete(l.due, k)
 				ready = append(ready, k)
+				if k.kind.waiting--; k.kind.waiting == 0 {
+					delete(l.kinds, kindName{definition: k.kind.definition, gvr: k.kind.gvr})
+				}
 			}
 		}
 		delete(l.ticks, tick)

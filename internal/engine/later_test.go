@@ -31,8 +31,8 @@ func TestLater(t *testing.T) {
 	if n := l.Waiting(); n != 3 {
 		t.Fatalf("%d keys waiting, want 3", n)
 	}
-	if next, ok := l.release(start); !ok || timeOf(next).Before(start.Add(10*time.Second)) || timeOf(next).After(start.Add(10*time.Second+laterTick+time.Second)) {
-		t.Errorf("next due at %v (%v), want 10 s after %v", timeOf(next), ok, start)
+	if next, ok := l.release(start); !ok || l.timeOf(next).Before(start.Add(10*time.Second)) || l.timeOf(next).After(start.Add(10*time.Second+laterTick+time.Second)) {
+		t.Errorf("next due at %v (%v), want 10 s after %v", l.timeOf(next), ok, start)
 	}
 	if out := taken(); len(out) != 0 {
 		t.Fatalf("released before their time: %v", out)
@@ -49,13 +49,16 @@ func TestLater(t *testing.T) {
 	}
 	// b's first time (30 s) is gone with it: nothing comes back twice.
 	if next, ok := l.release(start.Add(40 * time.Second)); ok {
-		t.Errorf("a tick still waits: %v", timeOf(next))
+		t.Errorf("a tick still waits: %v", l.timeOf(next))
 	}
 	if out := taken(); len(out) != 0 {
 		t.Errorf("came back twice: %v", out)
 	}
 	if n := l.Waiting(); n != 0 {
 		t.Errorf("%d keys still waiting", n)
+	}
+	if len(l.kinds) != 0 {
+		t.Errorf("kinds of no waiting key kept: %v", l.kinds)
 	}
 	// A key that came back may wait again.
 	l.After(a, time.Second)

@@ -30,9 +30,9 @@ type CachedObject struct {
 	metav1.PartialObjectMetadata
 	// Raw is the object as the API server sent it, less managedFields and
 	// kubectl's last-applied-configuration, as JSON compressed with S2
-	// against dict, the first object of its kind the informer saw (or on its
-	// own when dict is nil). Neither is modified once stored, so copies
-	// share them.
+	// against dict, a sample of the objects of its kind (dict.go; on its own
+	// when dict is nil). Neither is modified once stored, so copies share
+	// them.
 	Raw  []byte
 	dict *s2.Dict
 }
@@ -46,7 +46,7 @@ func (c *CachedObject) DeepCopyObject() runtime.Object {
 
 // compactObject is the transform of a kind's informer: the object becomes
 // a CachedObject before it is stored and before any handler sees it. Each
-// informer (each kind) compresses against its own first object.
+// informer (each kind) compresses against a sample of its own objects.
 func compactObject(watched []string) cache.TransformFunc {
 	trim := trimObjectMeta(watched)
 	var dict dictionary

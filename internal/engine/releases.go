@@ -34,9 +34,9 @@ type CachedRelease struct {
 	// Ready is whether the release's Ready condition is True.
 	Ready bool
 	// Raw is the trimmed release without the fields of the metadata above,
-	// as JSON compressed with S2 against dict, the first release of the
-	// same kind of object the transform saw (or on its own when dict is
-	// nil). Neither is modified once stored, so copies share them.
+	// as JSON compressed with S2 against dict, a sample of the releases of
+	// the same kind of object (dict.go; on its own when dict is nil).
+	// Neither is modified once stored, so copies share them.
 	Raw  []byte
 	dict *s2.Dict
 }
@@ -54,9 +54,9 @@ var releaseGVK = helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind)
 // HelmRelease is trimmed (TrimRelease) and becomes a CachedRelease before
 // it is stored and before any handler sees it. Anything else (a
 // CachedRelease seen again, a tombstone) is returned as it is. Releases
-// are compressed against the first release of the same kind of object
-// (the kind of their controller; releases nothing controls are a family
-// of their own), so each cache needs its own transform.
+// are compressed against a sample of the releases of the same kind of
+// object (the kind of their controller; releases nothing controls are a
+// family of their own; dict.go), so each cache needs its own transform.
 func ReleaseTransform() cache.TransformFunc {
 	var f families
 	return func(obj any) (any, error) { return compactRelease(&f, obj) }

@@ -155,7 +155,7 @@ func release(ns, name, definition string, ready bool) *helmv2.HelmRelease {
 	return hr
 }
 
-// The cache over an informer whose transform is CompactRelease: Get and
+// The cache over an informer whose transform is ReleaseTransform: Get and
 // List (by namespace and label) decode, Headers do not; handlers see
 // CachedReleases on add, update and delete; the manager's client reads
 // HelmReleases there and everything else as before.

@@ -16,7 +16,7 @@ import (
 // helm-controller leaves it after an upgrade) and passed through a
 // transform. "stripped" (managedFields dropped, nothing else) is the
 // baseline of the same run; "trimmed" is TrimRelease (what the cache kept
-// before CachedRelease); "compressed" is CompactRelease, what the cache
+// before CachedRelease); "compressed" is ReleaseTransform, what the cache
 // keeps, and "compressed-alone" what it kept before dictionaries (each
 // release's JSON compressed on its own). Each of the releases is a sibling
 // of the file's (its own name, UIDs and times), as the releases of one kind
