@@ -70,7 +70,7 @@ func (x *dictionary) encode(raw []byte) ([]byte, *s2.Dict) {
 		}
 	}
 	if cur == nil {
-		return bytes.Clone(s2.Encode(nil, raw)), nil
+		return encodeAlone(raw), nil
 	}
 	// Encode's buffer is sized for the worst case: keep only what it used.
 	return bytes.Clone(cur.dict.Encode(nil, raw)), cur.dict
@@ -123,5 +123,11 @@ func (f *families) encode(name string, raw []byte) ([]byte, *s2.Dict) {
 	if d := f.get(name); d != nil {
 		return d.encode(raw)
 	}
-	return bytes.Clone(s2.Encode(nil, raw)), nil
+	return encodeAlone(raw), nil
+}
+
+// encodeAlone compresses raw with no dictionary.
+func encodeAlone(raw []byte) []byte {
+	// Encode's buffer is sized for the worst case: keep only what it used.
+	return bytes.Clone(s2.Encode(nil, raw))
 }

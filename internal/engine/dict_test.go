@@ -77,8 +77,8 @@ func TestDictionaryRoundTrip(t *testing.T) {
 			t.Fatalf("object %d: decoded %q, %v", i, back, err)
 		}
 		// Against its sibling an object keeps far less than on its own.
-		if i > 0 && 3*len(got) > len(compressedAlone(raw)) {
-			t.Errorf("object %d: %d bytes against the sample, %d alone", i, len(got), len(compressedAlone(raw)))
+		if i > 0 && 3*len(got) > len(encodeAlone(raw)) {
+			t.Errorf("object %d: %d bytes against the sample, %d alone", i, len(got), len(encodeAlone(raw)))
 		}
 	}
 	// Raw passed to encode may be reused by the caller: the sample is a copy
@@ -119,8 +119,8 @@ func TestDictionaryResample(t *testing.T) {
 	if dict == firstDict {
 		t.Fatal("the object with its status did not replace the sample")
 	}
-	if 3*len(got) > len(compressedAlone(full)) {
-		t.Errorf("%d bytes against the new sample, %d alone", len(got), len(compressedAlone(full)))
+	if 3*len(got) > len(encodeAlone(full)) {
+		t.Errorf("%d bytes against the new sample, %d alone", len(got), len(encodeAlone(full)))
 	}
 	if back, err := decode(firstDict, first); err != nil || string(back) != created {
 		t.Errorf("the object compressed against the old sample: %q, %v", back, err)

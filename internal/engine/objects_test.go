@@ -1,11 +1,9 @@
 package engine
 
 import (
-	"bytes"
 	"runtime"
 	"testing"
 
-	"github.com/klauspost/compress/s2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -186,7 +184,7 @@ func BenchmarkCachedObject(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.Raw, c.dict = compressedAlone(raw), nil
+		c.Raw, c.dict = encodeAlone(raw), nil
 		return c
 	})
 	perObject("cached", func() any {
@@ -212,12 +210,6 @@ func BenchmarkCachedObject(b *testing.B) {
 			}
 		}
 	})
-}
-
-// compressedAlone is how the cache kept an object's JSON before
-// dictionaries: S2 on its own.
-func compressedAlone(raw []byte) []byte {
-	return bytes.Clone(s2.Encode(nil, raw))
 }
 
 func make2(n int, f func() any) []any {

@@ -48,7 +48,7 @@ func BenchmarkCachedRelease(b *testing.B) {
 		if err != nil {
 			return nil, err
 		}
-		c.Raw, c.dict = compressedAlone(json), nil
+		c.Raw, c.dict = encodeAlone(json), nil
 		return c, nil
 	}
 	for _, c := range []struct {
