@@ -33,6 +33,11 @@ type jsonResult struct {
 	// chartkind's throughput as a percentage of that.
 	IdealChartkindSchema          *phases3 `json:"idealChartkindSchema,omitempty"`
 	PercentOfIdealChartkindSchema *phases3 `json:"percentOfIdealChartkindSchema,omitempty"`
+	// -ideal-schema all: the ideal measured a third time, on chartkind's CRD
+	// and writing chartkind's status, and chartkind's throughput as a
+	// percentage of that: what is left is chartkind's own work.
+	IdealChartkindStatus          *phases3 `json:"idealChartkindStatus,omitempty"`
+	PercentOfIdealChartkindStatus *phases3 `json:"percentOfIdealChartkindStatus,omitempty"`
 	// One change at a time: p50 latency, and chartkind's p50 / the ideal's p50.
 	SingleIdealP50Ms     *phases3 `json:"singleIdealP50Ms,omitempty"`
 	SingleChartkindP50Ms *phases3 `json:"singleChartkindP50Ms,omitempty"`
@@ -116,6 +121,10 @@ func writeJSON(w io.Writer, c config, r *result) error {
 	if id := r.idealSchema; id != nil && len(id.phases) == 3 {
 		j.IdealChartkindSchema = &phases3{tp(id.phases[0]), tp(id.phases[1]), tp(id.phases[2])}
 		j.PercentOfIdealChartkindSchema = percent(j.IdealChartkindSchema)
+	}
+	if id := r.idealStatus; id != nil && len(id.phases) == 3 {
+		j.IdealChartkindStatus = &phases3{tp(id.phases[0]), tp(id.phases[1]), tp(id.phases[2])}
+		j.PercentOfIdealChartkindStatus = percent(j.IdealChartkindStatus)
 	}
 	if id := r.ideal; id != nil && len(id.phases) == 3 {
 		j.IdealSchema = id.schema

@@ -56,6 +56,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,7 +96,7 @@ type config struct {
 	recheck, recheckInterval time.Duration
 	reconcilers              int    // the operator's --max-concurrent-reconciles, and the ideal mirror's workers
 	ideal                    bool   // measure the ideal mirror first (ideal.go)
-	idealSchema              string // schemaFree, schemaChartkind or "both"
+	idealSchema              string // schemaFree, schemaChartkind, schemaChartkindStatus, "both" or "all"
 	single                   int    // changes of each phase made one at a time, after the bulk phases
 	json                     bool   // print one JSON object on stdout (the tables go to stderr)
 	shards                   int    // operator processes, each one shard (docs/sharding.md)
@@ -104,6 +105,26 @@ type config struct {
 	createOnly               bool   // only the create phase: for sizes the other phases would take hours at
 	operatorEnv              string // KEY=VALUE,... added to the operator's environment (e.g. GOGC=50)
 	statusCost               int    // -status-cost: objects per status-write form; 0 runs the bench
+}
+
+// idealSchemas are the ideal's measurements -ideal-schema asks for, in
+// order: a comma-separated list of schemas, the first measured with single
+// changes and the one chartkind's goals are reported against, or "both"
+// (free, chartkind) or "all" (free, chartkind, chartkind-status).
+func idealSchemas(flag string) ([]string, error) {
+	switch flag {
+	case "both":
+		return []string{schemaFree, schemaChartkind}, nil
+	case "all":
+		return []string{schemaFree, schemaChartkind, schemaChartkindStatus}, nil
+	}
+	list := strings.Split(flag, ",")
+	for i, s := range list {
+		if s != schemaFree && s != schemaChartkind && s != schemaChartkindStatus || slices.Contains(list[:i], s) || (s == schemaFree && i > 0) {
+			return nil, fmt.Errorf("-ideal-schema %q: want a list of free, chartkind and chartkind-status, each once and free first, or both or all", flag)
+		}
+	}
+	return list, nil
 }
 
 func main() {
@@ -121,7 +142,7 @@ func main() {
 	flag.DurationVar(&c.recheckInterval, "recheck-interval", 10*time.Second, "the --health-interval of the restarted operator")
 	flag.IntVar(&c.reconcilers, "reconcilers", 8, "the operator's --max-concurrent-reconciles, and the ideal mirror's workers")
 	flag.BoolVar(&c.ideal, "ideal", true, "measure the ideal mirror (the least work per object of any mirror of this design, plain client-go) in the same run, first")
-	flag.StringVar(&c.idealSchema, "ideal-schema", schemaFree, "the schema of the ideal mirror's kinds: \"free\" (spec and status accept anything: no validation), \"chartkind\" (the CRD chartkind generates for the bench's definition, which the API server checks on every write), or \"both\" (the ideal measured twice, free then chartkind's; single changes with the free one)")
+	flag.StringVar(&c.idealSchema, "ideal-schema", schemaFree, "the schema of the ideal mirror's kinds: \"free\" (spec and status accept anything: no validation), \"chartkind\" (the CRD chartkind generates for the bench's definition, which the API server checks on every write), \"chartkind-status\" (chartkind's CRD, and the ideal writes the status chartkind writes, conditions, access and all), \"both\" (the ideal measured twice, free then chartkind's; single changes with the free one), \"all\" (three times: free, chartkind, chartkind-status), or a comma-separated list of those three (the first one with single changes)")
 	flag.IntVar(&c.single, "single", 20, "after the bulk phases, changes of each phase made one at a time (each once the last is mirrored), for the ideal mirror and chartkind; 0 skips them")
 	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
 	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
@@ -132,9 +153,10 @@ func main() {
 	flag.StringVar(&c.operatorEnv, "operator-env", "", "`KEY=VALUE,...` added to the operator processes' environment only, e.g. GOGC=50 or GOMEMLIMIT=100MiB to measure the Go GC's settings (the control plane and the bench keep theirs)")
 	idealMirror := flag.Bool("ideal-mirror", false, "internal: run as the ideal mirror process")
 	kubeconfig := flag.String("ideal-kubeconfig", "", "internal: the ideal mirror's kubeconfig")
+	shown := flag.Bool("ideal-shown-status", false, "internal: the ideal mirror writes chartkind's status")
 	flag.Parse()
 	if *idealMirror {
-		if err := runIdealMirror(*kubeconfig, c.kinds, c.operatorQPS, c.reconcilers); err != nil {
+		if err := runIdealMirror(*kubeconfig, c.kinds, c.operatorQPS, c.reconcilers, *shown); err != nil {
 			fmt.Fprintf(os.Stderr, "ideal mirror: %v\n", err)
 			os.Exit(1)
 		}
@@ -143,10 +165,8 @@ func main() {
 	if c.createOnly {
 		c.ideal, c.single = false, 0
 	}
-	switch c.idealSchema {
-	case schemaFree, schemaChartkind, "both":
-	default:
-		fmt.Fprintf(os.Stderr, "-ideal-schema %q: want free, chartkind or both\n", c.idealSchema)
+	if _, err := idealSchemas(c.idealSchema); err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
 		os.Exit(2)
 	}
 	// The bench's clients log nothing worth reading; errors are returned.
@@ -299,7 +319,8 @@ type result struct {
 	rssAnon                       int64 // of rss, anonymous memory (the heap, stacks), not the binary's pages
 	recheck                       *recheckResult
 	ideal                         *idealResult
-	idealSchema                   *idealResult       // -ideal-schema both: the ideal on chartkind's CRD
+	idealSchema                   *idealResult       // -ideal-schema both or all: the ideal on chartkind's CRD
+	idealStatus                   *idealResult       // -ideal-schema all: the ideal on chartkind's CRD, writing chartkind's status
 	single                        [3][]time.Duration // create, Ready, update, one at a time
 }
 
@@ -374,18 +395,23 @@ func run(ctx context.Context, c config) (*result, error) {
 	}
 
 	if c.ideal {
-		first := c.idealSchema
-		if first == "both" {
-			first = schemaFree
-		}
-		if r.ideal, err = measureIdeal(ctx, env, cl, dyn, c, first); err != nil {
-			return nil, fmt.Errorf("ideal mirror: %w", err)
-		}
-		if c.idealSchema == "both" {
+		schemas, _ := idealSchemas(c.idealSchema)
+		for i, s := range schemas {
 			again := c
-			again.single = 0
-			if r.idealSchema, err = measureIdeal(ctx, env, cl, dyn, again, schemaChartkind); err != nil {
-				return nil, fmt.Errorf("ideal mirror on chartkind's schema: %w", err)
+			if i > 0 { // single changes with the first only
+				again.single = 0
+			}
+			res, err := measureIdeal(ctx, env, cl, dyn, again, s)
+			if err != nil {
+				return nil, fmt.Errorf("ideal mirror on the %s schema: %w", s, err)
+			}
+			switch {
+			case i == 0:
+				r.ideal = res
+			case s == schemaChartkind:
+				r.idealSchema = res
+			case s == schemaChartkindStatus:
+				r.idealStatus = res
 			}
 		}
 	}
@@ -785,7 +811,7 @@ func report(out io.Writer, c config, r *result) {
 	for _, p := range r.phases {
 		fmt.Fprintf(out, "| %s | %s | %.0f |\n", p.short, round(p.wall), float64(total)/p.wall.Seconds())
 	}
-	for _, id := range []*idealResult{r.ideal, r.idealSchema} {
+	for _, id := range []*idealResult{r.ideal, r.idealSchema, r.idealStatus} {
 		if id == nil || len(id.phases) != 3 || len(r.phases) < 3 {
 			continue
 		}
