@@ -97,6 +97,7 @@ type config struct {
 	reconcilers              int    // the operator's --max-concurrent-reconciles, and the ideal mirror's workers
 	ideal                    bool   // measure the ideal mirror first (ideal.go)
 	idealSchema              string // schemaFree, schemaChartkind, schemaChartkindStatus, "both" or "all"
+	idealInstalled           bool   // create for the ideal's releases what they installed, as for chartkind's
 	single                   int    // changes of each phase made one at a time, after the bulk phases
 	json                     bool   // print one JSON object on stdout (the tables go to stderr)
 	shards                   int    // operator processes, each one shard (docs/sharding.md)
@@ -143,6 +144,7 @@ func main() {
 	flag.IntVar(&c.reconcilers, "reconcilers", 8, "the operator's --max-concurrent-reconciles, and the ideal mirror's workers")
 	flag.BoolVar(&c.ideal, "ideal", true, "measure the ideal mirror (the least work per object of any mirror of this design, plain client-go) in the same run, first")
 	flag.StringVar(&c.idealSchema, "ideal-schema", schemaFree, "the schema of the ideal mirror's kinds: \"free\" (spec and status accept anything: no validation), \"chartkind\" (the CRD chartkind generates for the bench's definition, which the API server checks on every write), \"chartkind-status\" (chartkind's CRD, and the ideal writes the status chartkind writes, conditions, access and all), \"both\" (the ideal measured twice, free then chartkind's; single changes with the free one), \"all\" (three times: free, chartkind, chartkind-status), or a comma-separated list of those three (the first one with single changes)")
+	flag.BoolVar(&c.idealInstalled, "ideal-installed", true, "before the ideal's Ready phase, create for its releases what they installed (a Service, a ConfigMap and 2 release records each), untimed, as for chartkind's: the API server then holds as much in both runs; false: the ideal runs on an API server with 4 objects fewer per object (the bench before session 11)")
 	flag.IntVar(&c.single, "single", 20, "after the bulk phases, changes of each phase made one at a time (each once the last is mirrored), for the ideal mirror and chartkind; 0 skips them")
 	flag.BoolVar(&c.json, "json", false, "print one JSON object with the figures on stdout; the tables go to stderr")
 	flag.StringVar(&c.prebuilt, "operator-bin", "", "a chartkind binary built elsewhere (e.g. from an older commit) to measure instead of building this module's")
@@ -536,23 +538,7 @@ func run(ctx context.Context, c config) (*result, error) {
 	// What each release installed, created untimed (as Helm would, before
 	// helm-controller writes Ready); the operator reads none of it yet.
 	logf("creating what the %d releases installed: a Service, a ConfigMap and 2 release records each", total)
-	err = parallel(ctx, c.workers, c.kinds, c.objects, func(k, i int) error {
-		hr := &helmv2.HelmRelease{}
-		if err := cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: releaseName(k, fmt.Sprintf("o%d", i))}, hr); err != nil {
-			return err
-		}
-		objs, err := releaseObjects(hr)
-		if err != nil {
-			return err
-		}
-		for _, o := range objs {
-			if err := cl.Create(ctx, o); err != nil {
-				return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := installReleases(ctx, cl, c, ns, func(k int, name string) string { return releaseName(k, name) }); err != nil {
 		return nil, err
 	}
 	// The Ready phase's counters start here: creating what the releases
@@ -990,6 +976,29 @@ func createObjectIn(ctx context.Context, dyn dynamic.Interface, gvr schema.Group
 	}}
 	_, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{})
 	return err
+}
+
+// installReleases creates, for each of the bench's HelmReleases in
+// namespace, what its release installed (releaseObjects), as Helm would
+// before helm-controller writes Ready. release names the HelmRelease of
+// object name of kind k.
+func installReleases(ctx context.Context, cl client.Client, c config, namespace string, release func(k int, name string) string) error {
+	return parallel(ctx, c.workers, c.kinds, c.objects, func(k, i int) error {
+		hr := &helmv2.HelmRelease{}
+		if err := cl.Get(ctx, types.NamespacedName{Namespace: namespace, Name: release(k, fmt.Sprintf("o%d", i))}, hr); err != nil {
+			return err
+		}
+		objs, err := releaseObjects(hr)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := cl.Create(ctx, o); err != nil {
+				return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
+			}
+		}
+		return nil
+	})
 }
 
 // releaseObjects is what the bench pretends hr's release installed, for
