@@ -69,24 +69,12 @@ func statusCost(ctx context.Context, env *testenv.Env, cl client.Client, dyn dyn
 		}
 	}
 	now := metav1.Now().UTC().Format(time.RFC3339)
-	msg := "Helm install succeeded for release bench/bench0-o1.v1 with chart bench@1.0.0"
 	small := map[string]any{"observedGeneration": int64(1),
 		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "released", "lastTransitionTime": now}}}
-	waiting := map[string]any{"release": map[string]any{"name": "bench0-o1", "namespace": idealNS},
-		"conditions":   []any{map[string]any{"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "waiting for HelmRelease bench0-o1 to process generation 1", "lastTransitionTime": now}},
-		"valuesDigest": "sha256:0d8f0e2b8c3d1b0f6a5f1f4c4d6e8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f"}
-	full := map[string]any{"observedGeneration": int64(1),
-		"conditions": []any{
-			map[string]any{"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": msg, "lastTransitionTime": now, "observedGeneration": int64(1)},
-			map[string]any{"type": "Released", "status": "True", "reason": "InstallSucceeded", "message": msg, "lastTransitionTime": now, "observedGeneration": int64(1)},
-			map[string]any{"type": "Healthy", "status": "True", "reason": "Healthy", "message": "all 1 objects of the release are Current", "lastTransitionTime": now},
-		},
-		"version": "1.0.0", "valuesDigest": waiting["valuesDigest"], "release": waiting["release"],
-		"endpoint": "bench0-o1.bench.svc:80",
-		"access": map[string]any{"notes": "1. Reach the application from inside the cluster:\n  http://bench0-o1.bench.svc:80\n2. Or from your machine:\n  kubectl -n bench port-forward svc/bench0-o1 8080:80\n\nRevision 1 of chart bench-1.0.0.",
-			"services": []any{map[string]any{"clusterIP": "None", "dns": "bench0-o1.bench.svc", "name": "bench0-o1", "type": "ClusterIP",
-				"ports": []any{map[string]any{"name": "http", "port": int64(80), "protocol": "TCP", "targetPort": "http"}}}}},
-	}
+	// Chartkind's status as the ideal writes it with -ideal-schema
+	// chartkind-status: waiting for a new HelmRelease, and released.
+	waiting := shownStatus("create", "bench0-o1", 1, now)
+	full := shownStatus("ready", "bench0-o1", 1, now)
 	type variant struct {
 		name   string
 		k      int // 0: free schema, 1: chartkind's
